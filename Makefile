@@ -1,0 +1,55 @@
+# leadscore - the README's commands. Every target installs what it needs first (uv, then the locked
+# environment), so a fresh clone needs nothing but python3 and make.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := python3 -m uv
+endif
+
+# One set of paths for every tool (see README, "Configuration"). Override any of them in the environment.
+export LEADSCORE_WAREHOUSE ?= $(CURDIR)/data/warehouse.duckdb
+export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/data/mlflow.db
+# Nothing may phone home at run time.
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export DO_NOT_TRACK := 1
+
+DBT := cd dbt && $(UV) run dbt
+
+.PHONY: help install run test dev bench lint docs
+
+help:
+	@echo "make run    install, then run the nightly pipeline on the embedded default (synthetic data)"
+	@echo "make test   install, then run the test suite"
+	@echo "make dev    the analyst's view: dbt docs on http://localhost:8080"
+	@echo "make bench  install, then print the performance figures (bench scale: several minutes)"
+	@echo "make lint   ruff"
+
+.venv/.installed: pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv>=0.5"
+	$(UV) sync --locked
+	@touch $@
+
+install: .venv/.installed
+
+run: install
+	@mkdir -p data
+	$(UV) run python -m ml.sources synthetic --if-absent
+	$(DBT) build --profiles-dir .
+	$(UV) run python -m ml.sources summary
+
+test: install
+	$(UV) run pytest
+
+dev: install
+	$(DBT) docs generate --profiles-dir .
+	$(DBT) docs serve --profiles-dir . --port 8080 --host 127.0.0.1
+
+bench: install
+	$(UV) run python -m ml.sources.bench
+
+lint: install
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .

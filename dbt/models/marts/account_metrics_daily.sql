@@ -1,0 +1,11 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='as_of',
+        on_schema_change='append_new_columns',
+    )
+}}
+-- Account metrics per account per as-of day, on the same date grid as lead_features (see
+-- macros/as_of.sql): re-running a range replaces exactly those days.
+{{ account_metrics_as_of(as_of_dates()) }}

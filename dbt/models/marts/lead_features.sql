@@ -1,0 +1,106 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='as_of',
+        on_schema_change='append_new_columns',
+        post_hook="{{ refresh_closed_labels() }}",
+    )
+}}
+{#-
+  Which (lead, as_of) rows exist: every *open* lead - created by the cutoff, not yet converted, younger
+  than `lead_max_age_days` - on every day of the as-of grid (macros/as_of.sql). The grid is daily for
+  the days being scored and weekly for the training history: a lead's features barely move within a
+  week, so weekly snapshots give the model nearly all the signal at a seventh of the rows (at the bench
+  scale, daily rows for 18 months would be ~250M rows; weekly, ~35M).
+-#}
+with dates as (
+    {{ as_of_dates() }}
+),
+
+open_leads as (
+    select d.as_of, l.*
+    from dates as d
+    join {{ ref('int_leads') }} as l
+      on l.created_at < {{ as_of_cutoff('d.as_of') }}
+     and l.created_at >= {{ as_of_cutoff('d.as_of') }} - interval {{ var('lead_max_age_days') }} day
+     and (l.converted_at is null or l.converted_at >= {{ as_of_cutoff('d.as_of') }})
+),
+
+activity as (
+    -- Only activity known by the cutoff, from the 90 days before it.
+    select
+        l.lead_id,
+        l.as_of,
+        {%- for measure in ['page_views', 'pricing_views', 'case_study_views', 'docs_views', 'blog_views',
+                            'demo_requests', 'email_opens', 'email_clicks', 'webinars'] %}
+        sum(a.{{ measure }} * {{ decay_weight('l.as_of - a.activity_date') }}) as {{ measure }}_decayed,
+        {%- endfor %}
+        {%- for measure, days in [('page_views', 7), ('page_views', 30), ('page_views', 90),
+                                  ('pricing_views', 7), ('pricing_views', 30), ('demo_requests', 90),
+                                  ('webinars', 90), ('email_sends', 30), ('email_opens', 30),
+                                  ('email_clicks', 30), ('touches', 7)] %}
+        coalesce(sum(a.{{ measure }}) filter (where a.activity_date > l.as_of - {{ days }}), 0)
+            as {{ measure }}_{{ days }}d,
+        {%- endfor %}
+        coalesce(sum(a.touches) filter (where a.activity_date <= l.as_of - 7 and a.activity_date > l.as_of - 28), 0)
+            as touches_prev_21d,
+        l.as_of - max(a.activity_date) filter (where a.touches > 0) as days_since_last_touch
+    from open_leads as l
+    join {{ ref('int_lead_daily_activity') }} as a
+      on a.lead_id = l.lead_id
+     and a.known_date <= l.as_of
+     and a.activity_date > l.as_of - 90
+    group by l.lead_id, l.as_of
+),
+
+data_window as (select data_through from {{ ref('int_data_window') }})
+
+select
+    l.lead_id,
+    l.account_id,
+    l.as_of,
+    -- fit: who the lead is
+    l.industry,
+    l.employee_band,
+    l.country,
+    l.revenue_band,
+    year(l.as_of) - l.founded_year as company_age_years,
+    l.seniority,
+    l.department,
+    l.lead_source,
+    l.utm_campaign,
+    l.as_of - cast(l.created_at as date) as lead_age_days,
+    l.has_marketing_consent,
+    -- engagement: what the lead did, recency-weighted and windowed
+    {%- for measure in ['page_views', 'pricing_views', 'case_study_views', 'docs_views', 'blog_views',
+                        'demo_requests', 'email_opens', 'email_clicks', 'webinars'] %}
+    round(coalesce(a.{{ measure }}_decayed, 0), 4) as {{ measure }}_decayed,
+    {%- endfor %}
+    {%- for column in ['page_views_7d', 'page_views_30d', 'page_views_90d', 'pricing_views_7d',
+                       'pricing_views_30d', 'demo_requests_90d', 'webinars_90d', 'email_sends_30d',
+                       'email_opens_30d', 'email_clicks_30d', 'touches_7d', 'touches_prev_21d'] %}
+    coalesce(a.{{ column }}, 0) as {{ column }},
+    {%- endfor %}
+    round((coalesce(a.touches_7d, 0) + 1) / (coalesce(a.touches_prev_21d, 0) / 3.0 + 1), 4) as engagement_velocity,
+    a.days_since_last_touch,
+    -- the account as of the same day (opportunity and pipeline figures are left out on purpose: an
+    -- opportunity is the sales process already acting on the outcome we want to predict)
+    m.customer_status as account_customer_status,
+    m.plan as account_plan,
+    m.arr as account_arr,
+    m.users_total as account_users_total,
+    m.users_new_30d as account_users_new_30d,
+    m.workspaces_created as account_workspaces_created,
+    m.workspaces_created_30d as account_workspaces_created_30d,
+    m.active_users_7d as account_active_users_7d,
+    m.active_users_30d as account_active_users_30d,
+    m.product_events_30d as account_product_events_30d,
+    m.marketing_touches_30d as account_marketing_touches_30d,
+    -- label
+    {{ label_expression('l.as_of', 'l.converted_at', 'w.data_through') }} as converted_90d
+from open_leads as l
+cross join data_window as w
+left join activity as a using (lead_id, as_of)
+left join {{ ref('account_metrics_daily') }} as m
+  on m.account_id = l.account_id and m.as_of = l.as_of

@@ -1,0 +1,14 @@
+-- Accounts, normalised. Test accounts are kept here with a flag (they are valid rows) and excluded
+-- from everything downstream in intermediate.
+select
+    account_id,
+    trim(account_name) as account_name,
+    lower(trim(domain)) as domain,
+    replace(lower(trim(industry)), ' ', '_') as industry,
+    trim(employee_band) as employee_band,
+    upper(trim(country)) as country,
+    trim(revenue_band) as revenue_band,
+    founded_year,
+    created_at,
+    (lower(account_name) like '%test%' or lower(trim(domain)) in ('example.com', 'test.com')) as is_test_account
+from {{ clean_rows('accounts') }}

@@ -1,0 +1,44 @@
+-- No feature row uses anything at or after its cutoff (the close of as_of): recompute window counts
+-- from the raw event timestamps - happened AND loaded before the cutoff - and compare. This uses the
+-- events themselves, not int_lead_daily_activity, so a leak anywhere in the feature path shows up
+-- (tests/test_warehouse.py plants one to prove it). Checked on the latest three as-of days to stay
+-- cheap on big warehouses.
+with checked_days as (
+    select distinct as_of from {{ ref('lead_features') }} order by as_of desc limit 3
+),
+rows as (
+    select f.lead_id, f.as_of, f.page_views_90d, f.touches_7d, f.email_sends_30d, f.pricing_views_7d,
+           f.as_of + interval 1 day as cutoff
+    from {{ ref('lead_features') }} as f
+    join checked_days using (as_of)
+),
+recomputed as (
+    select
+        r.lead_id,
+        r.as_of,
+        count(*) filter (where e.event_type = 'page_view' and e.occurred_at >= r.cutoff - interval 90 day)
+            as page_views_90d,
+        count(*) filter (where e.event_type <> 'email_send' and e.occurred_at >= r.cutoff - interval 7 day)
+            as touches_7d,
+        count(*) filter (where e.event_type = 'email_send' and e.occurred_at >= r.cutoff - interval 30 day)
+            as email_sends_30d,
+        count(*) filter (where e.event_type = 'page_view' and e.page_category = 'pricing'
+                         and e.occurred_at >= r.cutoff - interval 7 day) as pricing_views_7d
+    from rows as r
+    join {{ ref('int_contact_identity') }} as i on i.lead_id = r.lead_id
+    join {{ ref('stg_marketing_events') }} as e
+      on e.contact_id = i.contact_id
+     and e.occurred_at < r.cutoff
+     and e.loaded_at < r.cutoff
+     and e.occurred_at >= r.cutoff - interval 90 day
+    group by r.lead_id, r.as_of
+)
+select r.lead_id, r.as_of,
+       r.page_views_90d, c.page_views_90d as expected_page_views_90d,
+       r.touches_7d, c.touches_7d as expected_touches_7d
+from rows as r
+left join recomputed as c using (lead_id, as_of)
+where r.page_views_90d <> coalesce(c.page_views_90d, 0)
+   or r.touches_7d <> coalesce(c.touches_7d, 0)
+   or r.email_sends_30d <> coalesce(c.email_sends_30d, 0)
+   or r.pricing_views_7d <> coalesce(c.pricing_views_7d, 0)

@@ -1,0 +1,980 @@
+"""A seeded, scalable generator of a realistic B2B SaaS company's raw data.
+
+The story: accounts have a hidden *fit* (industry, size, country); each lead adds a persona fit
+(seniority, department) and a hidden *intent* (driven partly by the acquisition channel). Some leads
+are *in market* (the keener, the likelier); they start evaluating the product at a hidden moment
+``evaluation_start`` and from then on behave like buyers (page views weighted towards pricing and
+case studies, demo requests, trials), more so with intent and fit. An in-market lead converts with
+probability ``p_convert = sigmoid(b0 + b1·fit + b2·intent + b3·fit·intent)`` (fit amplifies intent)
+at ``evaluation_start + U(delay_min, delay_max)`` days; the others never do.
+
+Behaviour depends only on (fit, intent, in_market, evaluation_start), never on whether or when a lead
+actually converts, so the oracle probability computed from those hidden values
+(:func:`oracle_probability`) is the best any model could achieve on the observable data. It is
+written to schema ``oracle``, which no dbt model and no feature reads.
+
+Dirt real exports have is injected on purpose (duplicate contacts, inconsistent casing, missing
+titles, test accounts, malformed emails, late-arriving and future-dated events, unknown enum values,
+negative amounts): the warehouse must clean or quarantine it.
+
+Everything is vectorised with numpy and generated in chunks of leads, so the bench scale (100k
+accounts, 1M leads, 50M events) fits comfortably in memory; the same seed and configuration always
+give the same tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ml.sources.schema import RAW_TABLES, create_table_sql
+
+log = logging.getLogger(__name__)
+
+SECONDS_PER_DAY = 86_400.0
+
+# ---------------------------------------------------------------------------------------------
+# Vocabularies with their hidden effects. Effects are on the logit scale; the warehouse only sees
+# the labels (and, for titles, free text it has to normalise).
+# ---------------------------------------------------------------------------------------------
+INDUSTRIES = np.array(
+    [
+        "software",
+        "financial_services",
+        "professional_services",
+        "healthcare",
+        "media",
+        "retail",
+        "manufacturing",
+        "logistics",
+        "education",
+        "government",
+    ]
+)
+INDUSTRY_WEIGHTS = np.array([0.2, 0.12, 0.12, 0.1, 0.07, 0.1, 0.11, 0.07, 0.06, 0.05])
+INDUSTRY_FIT = np.array([0.6, 0.4, 0.3, 0.1, 0.0, -0.1, -0.1, -0.2, -0.4, -0.5])
+
+EMPLOYEE_BANDS = np.array(["1-10", "11-50", "51-200", "201-1000", "1001-5000", "5000+"])
+EMPLOYEE_WEIGHTS = np.array([0.22, 0.26, 0.22, 0.16, 0.09, 0.05])
+EMPLOYEE_FIT = np.array([-0.8, -0.2, 0.4, 0.5, 0.2, -0.1])
+REVENUE_BANDS = np.array(["<1M", "1-10M", "10-50M", "50-250M", "250M+"])
+
+COUNTRIES = np.array(["US", "GB", "DE", "FR", "NL", "CA", "AU", "SE", "ES", "IN", "BR", "JP"])
+COUNTRY_WEIGHTS = np.array([0.34, 0.11, 0.09, 0.06, 0.04, 0.06, 0.05, 0.03, 0.04, 0.07, 0.06, 0.05])
+COUNTRY_FIT = np.array([0.2, 0.2, 0.1, 0.0, 0.1, 0.1, 0.0, 0.1, -0.1, -0.3, -0.3, -0.2])
+
+SENIORITY_FIT = {
+    "c_level": 0.6,
+    "vp": 0.7,
+    "director": 0.6,
+    "manager": 0.3,
+    "individual_contributor": 0.0,
+    "intern": -1.0,
+}
+DEPARTMENT_FIT = {
+    "executive": 0.3,
+    "engineering": 0.5,
+    "data": 0.6,
+    "it": 0.4,
+    "operations": 0.1,
+    "marketing": 0.0,
+    "sales": -0.1,
+    "finance": -0.2,
+    "hr": -0.5,
+}
+# (title as typed, true seniority, true department, weight). dbt recovers seniority and department
+# from the text alone, with pattern rules (macros/normalise_title.sql).
+TITLES: list[tuple[str, str, str, float]] = [
+    ("CEO", "c_level", "executive", 2),
+    ("Founder & CEO", "c_level", "executive", 1),
+    ("CTO", "c_level", "engineering", 2),
+    ("CFO", "c_level", "finance", 1),
+    ("CMO", "c_level", "marketing", 1),
+    ("COO", "c_level", "operations", 1),
+    ("Chief Data Officer", "c_level", "data", 0.5),
+    ("VP of Engineering", "vp", "engineering", 2),
+    ("VP Marketing", "vp", "marketing", 2),
+    ("VP of Sales", "vp", "sales", 2),
+    ("VP Operations", "vp", "operations", 1),
+    ("VP Finance", "vp", "finance", 1),
+    ("VP, Data & Analytics", "vp", "data", 1),
+    ("Director of Engineering", "director", "engineering", 3),
+    ("Marketing Director", "director", "marketing", 3),
+    ("Sales Director", "director", "sales", 3),
+    ("Director, IT", "director", "it", 2),
+    ("Head of Data", "director", "data", 2),
+    ("Head of Operations", "director", "operations", 2),
+    ("Engineering Manager", "manager", "engineering", 4),
+    ("Marketing Manager", "manager", "marketing", 4),
+    ("Sales Manager", "manager", "sales", 3),
+    ("IT Manager", "manager", "it", 3),
+    ("Analytics Manager", "manager", "data", 2),
+    ("HR Manager", "manager", "hr", 2),
+    ("Finance Manager", "manager", "finance", 2),
+    ("Software Engineer", "individual_contributor", "engineering", 6),
+    ("Senior Software Engineer", "individual_contributor", "engineering", 4),
+    ("Data Analyst", "individual_contributor", "data", 4),
+    ("Data Engineer", "individual_contributor", "data", 3),
+    ("Marketing Specialist", "individual_contributor", "marketing", 4),
+    ("Account Executive", "individual_contributor", "sales", 4),
+    ("Sales Development Representative", "individual_contributor", "sales", 3),
+    ("Systems Administrator", "individual_contributor", "it", 3),
+    ("Accountant", "individual_contributor", "finance", 2),
+    ("Recruiter", "individual_contributor", "hr", 2),
+    ("Operations Analyst", "individual_contributor", "operations", 3),
+    ("Intern", "intern", "engineering", 1),
+    ("Marketing Intern", "intern", "marketing", 1),
+]
+TITLE_TEXT = np.array([t[0] for t in TITLES])
+TITLE_WEIGHTS = np.array([t[3] for t in TITLES], dtype=float)
+TITLE_FIT = np.array([SENIORITY_FIT[t[1]] + DEPARTMENT_FIT[t[2]] for t in TITLES])
+
+LEAD_SOURCES = np.array(
+    [
+        "organic_search",
+        "paid_search",
+        "paid_social",
+        "referral",
+        "event",
+        "outbound",
+        "content_download",
+        "partner",
+    ]
+)
+LEAD_SOURCE_WEIGHTS = np.array([0.24, 0.16, 0.14, 0.08, 0.08, 0.14, 0.1, 0.06])
+LEAD_SOURCE_INTENT = np.array([0.0, 0.1, -0.3, 0.6, 0.3, -0.5, -0.1, 0.4])
+
+# Event vocabulary. Codes index these arrays; strings are materialised inside DuckDB, which is far
+# cheaper than building 50M Python strings.
+EVENT_TYPES = [
+    "email_send",
+    "email_open",
+    "email_click",
+    "page_view",
+    "form_submit",
+    "webinar_attended",
+    "pageview",
+    "sms_send",
+]  # the last two are unknown-enum dirt
+BAD_EVENT_TYPE_CODES = np.array([6, 7])
+PAGE_PATHS = [
+    "/blog/data-quality-checklist",
+    "/blog/pipeline-patterns",
+    "/docs/getting-started",
+    "/docs/api",
+    "/customers/case-study-fintech",
+    "/customers/case-study-retail",
+    "/pricing",
+    "/pricing/enterprise",
+    "/demo",
+    "/about",
+    "/careers",
+    "/",
+]
+PAGE_CATEGORIES = {  # category -> indices into PAGE_PATHS
+    "blog": [0, 1],
+    "docs": [2, 3],
+    "case_study": [4, 5],
+    "pricing": [6, 7],
+    "demo": [8],
+    "other": [9, 10, 11],
+}
+CATEGORY_ORDER = ["blog", "docs", "case_study", "pricing", "demo", "other"]
+BACKGROUND_MIX = np.array([0.5, 0.2, 0.06, 0.03, 0.0, 0.21])
+EVALUATION_MIX = np.array([0.06, 0.22, 0.17, 0.33, 0.05, 0.17])
+
+PLANS = np.array(["starter", "professional", "enterprise"])
+PLAN_PRICE_PER_SEAT = np.array([25.0, 55.0, 95.0])
+STAGES = ["prospecting", "qualification", "proposal", "negotiation", "closed_won", "closed_lost"]
+
+
+def _default_end_date() -> dt.date:
+    return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """What to generate. ``n_accounts`` is the scale knob; everything else scales with it."""
+
+    n_accounts: int = 2_000
+    seed: int = 7
+    end_date: dt.date = field(default_factory=_default_end_date)
+    history_days: int = 730
+    leads_per_account: float = 10.0
+    lead_chunk_size: int = 200_000
+    # Conversion model (logit scale) and timing.
+    intercept: float = -2.4
+    in_market_intercept: float = -0.4
+    in_market_intent_weight: float = 0.9
+    fit_weight: float = 0.7
+    intent_weight: float = 0.9
+    interaction_weight: float = 0.4
+    evaluation_delay_mean_days: float = 40.0
+    conversion_delay_min_days: float = 10.0
+    conversion_delay_max_days: float = 120.0
+    evaluation_window_days: float = 60.0
+
+    @property
+    def start_date(self) -> dt.date:
+        return self.end_date - dt.timedelta(days=self.history_days)
+
+
+SCALES: dict[str, int] = {"tiny": 300, "small": 2_000, "bench": 120_000}
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def oracle_probability(
+    p_convert: np.ndarray,
+    evaluation_start_day: np.ndarray,
+    as_of_day: np.ndarray,
+    delay_min: float,
+    delay_max: float,
+    horizon_days: float = 90.0,
+) -> np.ndarray:
+    """P(a lead converts in (as_of, as_of + horizon] | it has not converted by as_of, hidden state).
+
+    Days are on any common scale. Conversion happens with probability ``p`` at
+    ``evaluation_start + U(delay_min, delay_max)``, so with F the uniform CDF of the conversion time:
+    ``p·(F(as_of + h) − F(as_of)) / (1 − p·F(as_of))``.
+    """
+
+    def cdf(day: np.ndarray) -> np.ndarray:
+        return np.clip((day - evaluation_start_day - delay_min) / (delay_max - delay_min), 0.0, 1.0)
+
+    at_risk = 1.0 - p_convert * cdf(as_of_day)
+    return np.where(at_risk > 0, p_convert * (cdf(as_of_day + horizon_days) - cdf(as_of_day)) / at_risk, 0.0)
+
+
+def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For ragged per-owner counts, the owner of each child and the child's index within its owner."""
+    counts = counts.astype(np.int64)
+    owner = np.repeat(np.arange(len(counts)), counts)
+    starts = np.cumsum(counts) - counts
+    within = np.arange(counts.sum()) - np.repeat(starts, counts)
+    return owner, within
+
+
+def _sample_paths(rng: np.random.Generator, mix: np.ndarray, n: int) -> np.ndarray:
+    """Page-path codes: a category by ``mix``, then a path within it uniformly."""
+    category = rng.choice(len(CATEGORY_ORDER), n, p=mix / mix.sum())
+    paths = np.empty(n, dtype=np.int16)
+    for ci, name in enumerate(CATEGORY_ORDER):
+        sel = category == ci
+        options = np.array(PAGE_CATEGORIES[name])
+        paths[sel] = options[rng.integers(0, len(options), sel.sum())]
+    return paths
+
+
+def _messy_case(rng: np.random.Generator, values: np.ndarray, rate: float) -> np.ndarray:
+    """Upper-, title- or space-pad a fraction of values, as hand-typed CRM fields are."""
+    out = values.astype(object)
+    pick = np.flatnonzero(rng.random(len(values)) < rate)
+    style = rng.integers(0, 3, len(pick))
+    for i, s in zip(pick, style, strict=True):
+        v = str(out[i])
+        out[i] = v.upper() if s == 0 else (v.title().replace("_", " ") if s == 1 else f" {v} ")
+    return out
+
+
+@dataclass
+class _Accounts:
+    frame: pd.DataFrame
+    fit: np.ndarray
+    is_test: np.ndarray
+    employee_band: np.ndarray
+    created_day: np.ndarray
+
+
+@dataclass
+class _Leads:
+    """Hidden and observable state of every lead (index = lead number, ids are 1-based)."""
+
+    account: np.ndarray
+    created_day: np.ndarray
+    fit: np.ndarray
+    intent: np.ndarray
+    evaluation_start: np.ndarray
+    in_market: np.ndarray
+    p_convert: np.ndarray
+    converts: np.ndarray
+    conversion_day: np.ndarray
+    consent: np.ndarray
+
+
+class SyntheticCompany:
+    """Generates every raw table for one configuration. Use :func:`load_synthetic` to land them."""
+
+    def __init__(self, config: SyntheticConfig):
+        self.config = config
+        self.rng = np.random.default_rng(config.seed)
+        self.horizon = float(config.history_days)
+        # Data is extracted at the start of the day after end_date: nothing later can exist.
+        self.origin = np.datetime64(config.start_date, "s")
+        self.extracted_day = self.horizon + 1.0
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def ts(self, days: np.ndarray) -> np.ndarray:
+        """Days since the start of history -> datetime64[s] (NaN -> NaT)."""
+        days = np.asarray(days, dtype=float)
+        out = self.origin + (np.nan_to_num(days) * SECONDS_PER_DAY).astype("timedelta64[s]")
+        return np.where(np.isnan(days), np.datetime64("NaT"), out)
+
+    def loaded_after(self, day: np.ndarray, late_rate: float = 0.03) -> np.ndarray:
+        """When the ELT tool picked a row up: minutes to hours later, days later for a few rows."""
+        lag = self.rng.uniform(0.01, 0.5, len(day))
+        late = self.rng.random(len(day)) < late_rate
+        lag[late] = self.rng.uniform(1.0, 10.0, late.sum())
+        return day + lag
+
+    # -- accounts and leads ----------------------------------------------------------------------
+    def accounts(self) -> _Accounts:
+        rng, n = self.rng, self.config.n_accounts
+        industry = rng.choice(len(INDUSTRIES), n, p=INDUSTRY_WEIGHTS / INDUSTRY_WEIGHTS.sum())
+        band = rng.choice(len(EMPLOYEE_BANDS), n, p=EMPLOYEE_WEIGHTS / EMPLOYEE_WEIGHTS.sum())
+        country = rng.choice(len(COUNTRIES), n, p=COUNTRY_WEIGHTS / COUNTRY_WEIGHTS.sum())
+        revenue = np.clip(band - 1 + rng.integers(0, 3, n), 0, len(REVENUE_BANDS) - 1)
+        fit = INDUSTRY_FIT[industry] + EMPLOYEE_FIT[band] + COUNTRY_FIT[country] + rng.normal(0, 0.5, n)
+        created = rng.uniform(-365.0, self.horizon - 30.0, n)
+        is_test = np.arange(n) % 200 == 199  # 0.5% test accounts, at least one from 200 accounts on
+        ids = np.arange(1, n + 1)
+        words_a = np.array(
+            [
+                "North",
+                "Blue",
+                "Bright",
+                "Iron",
+                "Silver",
+                "Rapid",
+                "Clear",
+                "Summit",
+                "Green",
+                "Atlas",
+                "Nova",
+                "Prime",
+                "Quantum",
+                "Harbor",
+                "Cedar",
+                "Vector",
+            ]
+        )
+        words_b = np.array(
+            [
+                "Labs",
+                "Systems",
+                "Analytics",
+                "Works",
+                "Group",
+                "Logistics",
+                "Health",
+                "Capital",
+                "Retail",
+                "Media",
+                "Software",
+                "Partners",
+                "Dynamics",
+                "Cloud",
+            ]
+        )
+        a, b = words_a[rng.integers(0, len(words_a), n)], words_b[rng.integers(0, len(words_b), n)]
+        name = pd.Series(a).str.cat(pd.Series(b), sep=" ").str.cat(pd.Series(ids.astype(str)), sep=" ")
+        domain = name.str.lower().str.replace(" ", "-", regex=False) + ".com"
+        name = name.where(~is_test, "Test Account " + pd.Series(ids.astype(str)))
+        domain = domain.where(~is_test, "example.com")
+        frame = pd.DataFrame(
+            {
+                "account_num": ids,
+                "account_name": name,
+                "domain": domain,
+                "industry": _messy_case(rng, INDUSTRIES[industry], 0.2),
+                "employee_band": EMPLOYEE_BANDS[band],
+                "country": np.where(rng.random(n) < 0.1, np.char.lower(COUNTRIES[country]), COUNTRIES[country]),
+                "revenue_band": REVENUE_BANDS[revenue],
+                "founded_year": rng.integers(1950, 2024, n),  # pure noise
+                "created_at": self.ts(created),
+                "_loaded_at": self.ts(np.minimum(self.loaded_after(np.maximum(created, 0.0)), self.extracted_day)),
+            }
+        )
+        return _Accounts(frame, fit, is_test, band, created)
+
+    def leads(self, accounts: _Accounts) -> tuple[_Leads, pd.DataFrame]:
+        rng, cfg = self.rng, self.config
+        per_account = 1 + rng.poisson(cfg.leads_per_account - 1.0, cfg.n_accounts)
+        account = np.repeat(np.arange(cfg.n_accounts), per_account)
+        n = len(account)
+        # Lead volume grows ~40% over the history, as a growing company's does.
+        # Each lead appears between its account's creation and the end of history.
+        u = rng.random(n)
+        growth = (np.sqrt(1 + 2.4 * u) - 1) / (np.sqrt(3.4) - 1)
+        earliest = accounts.created_day[account].clip(min=0.0)
+        created = np.minimum(earliest + growth * (self.horizon - earliest), self.horizon - 0.01)
+        title = rng.choice(len(TITLES), n, p=TITLE_WEIGHTS / TITLE_WEIGHTS.sum())
+        source = rng.choice(len(LEAD_SOURCES), n, p=LEAD_SOURCE_WEIGHTS / LEAD_SOURCE_WEIGHTS.sum())
+        fit = accounts.fit[account] + TITLE_FIT[title] + rng.normal(0, 0.3, n)
+        intent = LEAD_SOURCE_INTENT[source] + rng.normal(0, 1.0, n)
+        evaluation_start = created + rng.exponential(cfg.evaluation_delay_mean_days, n)
+        # Only in-market leads evaluate (and so can buy); the keener the lead, the likelier.
+        in_market = rng.random(n) < sigmoid(cfg.in_market_intercept + cfg.in_market_intent_weight * intent)
+        logit = (
+            cfg.intercept + cfg.fit_weight * fit + cfg.intent_weight * intent + cfg.interaction_weight * fit * intent
+        )
+        p_convert = np.where(accounts.is_test[account] | ~in_market, 0.0, sigmoid(logit))
+        converts = rng.random(n) < p_convert
+        conversion_day = np.where(
+            converts,
+            evaluation_start + rng.uniform(cfg.conversion_delay_min_days, cfg.conversion_delay_max_days, n),
+            np.nan,
+        )
+        consent = rng.random(n) < 0.86
+        state = _Leads(
+            account, created, fit, intent, evaluation_start, in_market, p_convert, converts, conversion_day, consent
+        )
+
+        ids = np.arange(1, n + 1)
+        first = np.array(
+            [
+                "anna",
+                "ben",
+                "carla",
+                "david",
+                "elif",
+                "farid",
+                "grace",
+                "hugo",
+                "ines",
+                "jonas",
+                "kira",
+                "liam",
+                "maya",
+                "noah",
+                "olga",
+                "pavel",
+                "quinn",
+                "rosa",
+                "sam",
+                "tara",
+            ]
+        )
+        last = np.array(
+            [
+                "smith",
+                "garcia",
+                "müller",
+                "chen",
+                "kowalski",
+                "dubois",
+                "jensen",
+                "rossi",
+                "tanaka",
+                "silva",
+                "novak",
+                "okafor",
+                "patel",
+                "berg",
+                "haddad",
+                "walsh",
+            ]
+        )
+        fn, ln = first[rng.integers(0, len(first), n)], last[rng.integers(0, len(last), n)]
+        domain = accounts.frame["domain"].to_numpy()[account]
+        local = pd.Series(fn).str.cat(pd.Series(ln), sep=".").str.cat(pd.Series(ids.astype(str)))
+        email = local.str.cat(pd.Series(domain), sep="@")
+        upper = rng.random(n) < 0.08
+        email = email.where(~upper, email.str.upper())
+        malformed = rng.random(n) < 0.005
+        broken = pd.Series(np.where(rng.random(n) < 0.5, local + " at " + domain, local + "@@" + domain))
+        email = email.where(~malformed, broken)
+        title_text = _messy_case(rng, TITLE_TEXT[title], 0.1)
+        title_text[rng.random(n) < 0.08] = None
+        frame = pd.DataFrame(
+            {
+                "contact_num": ids,
+                "account_num": account + 1,
+                "email": email,
+                "first_name": pd.Series(fn).str.title(),
+                "last_name": pd.Series(ln).str.title(),
+                "title": title_text,
+                "lead_source": LEAD_SOURCES[source],
+                "utm_campaign": np.char.add("cmp-", rng.integers(100, 160, n).astype(str)),  # noise
+                "marketing_consent": consent,
+                "created_at": self.ts(created),
+                "_loaded_at": self.ts(np.minimum(self.loaded_after(created), self.extracted_day)),
+            }
+        )
+        # Duplicates: the same person created again days later, email in another casing.
+        dup = np.flatnonzero((rng.random(n) < 0.02) & ~malformed)
+        dups = frame.iloc[dup].copy()
+        dups["contact_num"] = np.arange(n + 1, n + 1 + len(dup))
+        dups["email"] = dups["email"].str.swapcase()
+        dup_created = np.minimum(created[dup] + rng.uniform(0.5, 30, len(dup)), self.horizon)
+        dups["created_at"] = self.ts(dup_created)
+        dups["_loaded_at"] = self.ts(np.minimum(dup_created + 0.2, self.extracted_day))
+        self.duplicate_of = pd.Series(dup, index=dups["contact_num"].to_numpy())  # dup id -> lead index
+        return state, pd.concat([frame, dups], ignore_index=True)
+
+    # -- marketing events ------------------------------------------------------------------------
+    def marketing_events(self, leads: _Leads, lo: int, hi: int, first_event_id: int) -> pd.DataFrame:
+        """Events of leads [lo, hi). Behaviour depends on hidden fit/intent/evaluation start only."""
+        rng, cfg = self.rng, self.config
+        idx = np.arange(lo, hi)
+        created, start = leads.created_day[idx], leads.evaluation_start[idx]
+        fit, intent, in_market = leads.fit[idx], leads.intent[idx], leads.in_market[idx]
+        life_end = np.minimum(created + 365.0, self.horizon)
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # lead, day, type, path
+
+        def evaluating(day: np.ndarray, owner: np.ndarray) -> np.ndarray:
+            return in_market[owner] & (day >= start[owner]) & (day < start[owner] + cfg.evaluation_window_days)
+
+        # A weekly newsletter for 6 months to consented leads; opens/clicks rise with intent
+        # while the lead is evaluating.
+        n_sends = np.where(leads.consent[idx], np.floor((np.minimum(life_end, created + 180) - created) / 7), 0)
+        owner, k = _expand(np.maximum(n_sends, 0))
+        send_day = created[owner] + 7.0 * k + rng.uniform(0.2, 0.6, len(owner))
+        ev = evaluating(send_day, owner)
+        p_open = sigmoid(-1.5 + 0.3 * fit[owner] + ev * (0.8 + 0.5 * intent[owner]))
+        opened = rng.random(len(owner)) < p_open
+        clicked = opened & (rng.random(len(owner)) < sigmoid(-1.8 + ev * (0.9 + 0.4 * intent[owner])))
+        none_path = np.full(len(owner), -1, dtype=np.int16)
+        parts.append((owner, send_day, np.zeros(len(owner), np.int8), none_path))
+        open_day = send_day + rng.exponential(0.5, len(owner))
+        parts.append((owner[opened], open_day[opened], np.full(opened.sum(), 1, np.int8), none_path[opened]))
+        click_day = open_day + rng.exponential(0.05, len(owner))
+        parts.append(
+            (
+                owner[clicked],
+                click_day[clicked],
+                np.full(clicked.sum(), 2, np.int8),
+                _sample_paths(rng, EVALUATION_MIX, clicked.sum()),
+            )
+        )
+
+        # Background browsing: a per-lead habit (pure noise: some people just read the blog).
+        habit = rng.lognormal(-4.0, 1.0, len(idx))
+        owner, _ = _expand(rng.poisson(habit * (life_end - created)))
+        day = rng.uniform(created[owner], life_end[owner])
+        parts.append((owner, day, np.full(len(owner), 3, np.int8), _sample_paths(rng, BACKGROUND_MIX, len(owner))))
+
+        # Evaluation burst: pricing, docs and case studies, more with intent, amplified by fit. Leads
+        # that are not in market only take a brief look.
+        burst = rng.poisson(np.where(in_market, 7.0 * np.exp(np.clip(0.4 * intent + 0.25 * fit, -3, 2.5)), 1.0))
+        owner, _ = _expand(burst)
+        day = start[owner] + cfg.evaluation_window_days * rng.beta(1.3, 2.2, len(owner))
+        parts.append((owner, day, np.full(len(owner), 3, np.int8), _sample_paths(rng, EVALUATION_MIX, len(owner))))
+
+        # Demo requests and webinars.
+        demo = in_market & (rng.random(len(idx)) < sigmoid(-2.4 + 0.8 * intent + 0.5 * fit))
+        owner = np.flatnonzero(demo)
+        parts.append(
+            (
+                owner,
+                start[owner] + rng.uniform(3, 45, len(owner)),
+                np.full(len(owner), 4, np.int8),
+                np.full(len(owner), PAGE_PATHS.index("/demo"), np.int16),
+            )
+        )
+        webinar = rng.random(len(idx)) < sigmoid(-2.6 + 0.8 * intent)
+        owner = np.flatnonzero(webinar)
+        parts.append(
+            (
+                owner,
+                start[owner] + rng.uniform(0, 60, len(owner)),
+                np.full(len(owner), 5, np.int8),
+                np.full(len(owner), -1, np.int16),
+            )
+        )
+
+        lead = np.concatenate([p[0] for p in parts]) + lo
+        day = np.concatenate([p[1] for p in parts])
+        etype = np.concatenate([p[2] for p in parts])
+        path = np.concatenate([p[3] for p in parts])
+        loaded = self.loaded_after(day)
+        keep = loaded <= self.extracted_day  # not yet arrived at extraction time
+        lead, day, etype, path, loaded = lead[keep], day[keep], etype[keep], path[keep], loaded[keep]
+
+        # Dirt: unknown event types; timestamps after extraction (clock skew).
+        bad_type = rng.random(len(day)) < 0.0002
+        etype[bad_type] = rng.choice(BAD_EVENT_TYPE_CODES, bad_type.sum())
+        future = rng.random(len(day)) < 0.0002
+        day[future] = loaded[future] + rng.uniform(1, 400, future.sum())
+
+        # Some activity of duplicated contacts is logged against the duplicate id.
+        contact_num = lead.astype(np.int64) + 1
+        dup_of = self.duplicate_of
+        in_chunk = dup_of[(dup_of >= lo) & (dup_of < hi)]
+        if len(in_chunk):
+            dup_for_lead = pd.Series(in_chunk.index.to_numpy(), index=in_chunk.to_numpy())
+            dup_for_lead = dup_for_lead[~dup_for_lead.index.duplicated()]
+            mapped = dup_for_lead.reindex(lead).to_numpy()
+            move = ~np.isnan(mapped) & (rng.random(len(lead)) < 0.2)
+            contact_num[move] = mapped[move].astype(np.int64)
+
+        return pd.DataFrame(
+            {
+                "event_id": np.arange(first_event_id, first_event_id + len(day), dtype=np.int64),
+                "contact_num": contact_num,
+                "event_code": etype,
+                "path_code": path,
+                "occurred_at": self.ts(day),
+                "_loaded_at": self.ts(loaded),
+            }
+        )
+
+    # -- sales, billing and product --------------------------------------------------------------
+    def revenue(self, accounts: _Accounts, leads: _Leads) -> dict[str, pd.DataFrame]:
+        """Opportunities, stage history, subscriptions, invoices, payments and product usage."""
+        rng, horizon = self.rng, self.horizon
+        n_leads = len(leads.account)
+        conv = np.flatnonzero(leads.converts & (leads.conversion_day - 30 < horizon))
+        won_day = leads.conversion_day[conv]
+        opened_day = np.maximum(leads.evaluation_start[conv], won_day - rng.uniform(15, 45, len(conv)))
+        # A few evaluating non-buyers get an opportunity that is later lost.
+        loser = np.flatnonzero(
+            ~leads.converts
+            & leads.in_market
+            & (rng.random(n_leads) < sigmoid(-2.0 + 0.8 * leads.intent))
+            & (leads.evaluation_start < horizon - 10)
+        )
+        lost_open = leads.evaluation_start[loser] + rng.uniform(10, 50, len(loser))
+        lost_close = lost_open + rng.uniform(20, 80, len(loser))
+        opp_lead = np.concatenate([conv, loser])
+        opp_open = np.concatenate([opened_day, lost_open])
+        opp_close = np.concatenate([won_day, lost_close])
+        opp_won = np.concatenate([np.ones(len(conv), bool), np.zeros(len(loser), bool)])
+        keep = opp_open <= horizon
+        opp_lead, opp_open, opp_close, opp_won = (
+            opp_lead[keep],
+            opp_open[keep],
+            opp_close[keep],
+            opp_won[keep],
+        )
+        closed = opp_close <= horizon
+        n_opp = len(opp_lead)
+        account = leads.account[opp_lead]
+        band = accounts.employee_band[account]
+        plan = np.clip((band >= 2).astype(int) + (band >= 4).astype(int) + rng.choice([-1, 0, 0, 0, 0, 1], n_opp), 0, 2)
+        seats = np.maximum(1, np.round(rng.lognormal(np.log([3, 6, 15, 40, 90, 150])[band], 0.5))).astype(int)
+        annual = rng.random(n_opp) < 0.35
+        mrr = np.round(seats * PLAN_PRICE_PER_SEAT[plan] * np.where(annual, 0.85, 1.0), 2)
+        progress = np.clip((horizon - opp_open) / np.maximum(opp_close - opp_open, 1), 0, 0.999)
+        stage_now = np.where(closed, np.where(opp_won, 4, 5), np.floor(progress * 4).astype(int))
+        opp_num = np.arange(1, n_opp + 1)
+        opportunities = pd.DataFrame(
+            {
+                "opportunity_num": opp_num,
+                "account_num": account + 1,
+                "contact_num": opp_lead + 1,
+                "amount": np.round(mrr * 12, 2),
+                "stage": np.array(STAGES)[stage_now],
+                "created_at": self.ts(opp_open),
+                "closed_at": self.ts(np.where(closed, opp_close, np.nan)),
+                "is_won": pd.array(np.where(closed, opp_won, False), dtype="boolean").copy(),
+                "_loaded_at": self.ts(np.minimum(np.where(closed, opp_close, opp_open) + 0.3, self.extracted_day)),
+            }
+        )
+        opportunities.loc[~closed, "is_won"] = pd.NA
+        # Stage history: each open stage at an even share of the way, then the close.
+        owner, k = _expand(np.where(closed, 5, stage_now + 1))
+        span = opp_close[owner] - opp_open[owner]
+        entered = np.where(k < 4, opp_open[owner] + span * k / 4.0, opp_close[owner])
+        hist_stage = np.where(k < 4, k, np.where(opp_won[owner], 4, 5))
+        stage_history = pd.DataFrame(
+            {
+                "opportunity_num": owner + 1,
+                "stage": np.array(STAGES)[hist_stage],
+                "entered_at": self.ts(entered),
+                "_loaded_at": self.ts(np.minimum(entered + 0.3, self.extracted_day)),
+            }
+        )
+
+        # Subscriptions from won and closed opportunities; churn monthly or at an annual renewal.
+        won = np.flatnonzero(closed & opp_won)
+        start = opp_close[won]
+        monthly_life = rng.exponential(36 * 30.4, len(won))
+        annual_life = 365.0 * rng.geometric(0.15, len(won))
+        end = start + np.where(annual[won], annual_life, monthly_life)
+        end = np.where(end <= horizon, end, np.nan)
+        sub_num = np.arange(1, len(won) + 1)
+        subscriptions = pd.DataFrame(
+            {
+                "subscription_num": sub_num,
+                "account_num": account[won] + 1,
+                "opportunity_num": opp_num[won],
+                "plan": PLANS[plan[won]],
+                "seats": seats[won],
+                "mrr": mrr[won],
+                "billing_interval": np.where(annual[won], "annual", "monthly"),
+                "started_at": self.ts(start),
+                "cancelled_at": self.ts(end),
+                "_loaded_at": self.ts(np.minimum(np.where(np.isnan(end), start, end) + 0.2, self.extracted_day)),
+            }
+        )
+        # Invoices: in advance at each period start while active; payment within 0-20 days (3% never).
+        period = np.where(annual[won], 365.0, 365.0 / 12)
+        active_until = np.where(np.isnan(end), horizon, end)
+        owner, k = _expand(np.ceil((active_until - start) / period).clip(min=1))
+        issued = start[owner] + k * period[owner]
+        amount = np.round(mrr[won][owner] * np.where(annual[won][owner], 12, 1), 2)
+        pay_day = issued + rng.uniform(0, 20, len(owner))
+        paid = (rng.random(len(owner)) > 0.03) & (pay_day <= horizon)
+        void = ~paid & (rng.random(len(owner)) < 0.2)
+        negative = ~paid & (rng.random(len(owner)) < 0.25)  # dirt: a sign flipped by hand on an unpaid invoice
+        invoices = pd.DataFrame(
+            {
+                "invoice_num": np.arange(1, len(owner) + 1),
+                "account_num": account[won][owner] + 1,
+                "subscription_num": sub_num[owner],
+                "amount": np.where(negative, -amount, amount),
+                "currency": "USD",
+                "status": np.where(paid, "paid", np.where(void, "void", "open")),
+                "issued_at": self.ts(issued),
+                "_loaded_at": self.ts(np.minimum(issued + 0.2, self.extracted_day)),
+            }
+        )
+        paid_idx = np.flatnonzero(paid)
+        payments = pd.DataFrame(
+            {
+                "payment_num": np.arange(1, len(paid_idx) + 1),
+                "invoice_num": paid_idx + 1,
+                "amount": amount[paid_idx],
+                "paid_at": self.ts(pay_day[paid_idx]),
+                "_loaded_at": self.ts(np.minimum(pay_day[paid_idx] + 0.2, self.extracted_day)),
+            }
+        )
+        product = self.product(leads, won_lead=opp_lead[won], won_start=start, won_end=end, won_seats=seats[won])
+        return {
+            "opportunities": opportunities,
+            "opportunity_stage_history": stage_history,
+            "subscriptions": subscriptions,
+            "invoices": invoices,
+            "payments": payments,
+            **product,
+        }
+
+    def product(
+        self,
+        leads: _Leads,
+        won_lead: np.ndarray,
+        won_start: np.ndarray,
+        won_end: np.ndarray,
+        won_seats: np.ndarray,
+    ) -> dict[str, pd.DataFrame]:
+        """Trials (driven by intent and fit, never by the outcome) and customers' ongoing use."""
+        rng, horizon = self.rng, self.horizon
+        n_leads = len(leads.account)
+        trial = np.flatnonzero(
+            (
+                rng.random(n_leads)
+                < np.where(leads.in_market, sigmoid(-1.0 + 0.6 * leads.intent + 0.4 * leads.fit), 0.02)
+            )
+            & (leads.evaluation_start < horizon - 2)
+        )
+        trial_start = leads.evaluation_start[trial] + rng.uniform(2, 20, len(trial))
+        keep = trial_start <= horizon
+        trial, trial_start = trial[keep], trial_start[keep]
+        invited = rng.poisson(1.2 * np.exp(np.clip(0.3 * leads.fit[trial], -2, 2)))
+        # Users: the trialist plus invitees; customers get up to 8 users at subscription start.
+        t_owner, t_k = _expand(1 + invited)
+        t_user_day = trial_start[t_owner] + np.where(t_k == 0, 0.0, rng.uniform(0, 14, len(t_owner)))
+        c_users = np.minimum(won_seats, 8)
+        c_owner, _ = _expand(c_users)
+        c_user_day = won_start[c_owner] + rng.uniform(0, 10, len(c_owner))
+        user_account = np.concatenate([leads.account[trial][t_owner], leads.account[won_lead][c_owner]])
+        user_day = np.concatenate([t_user_day, c_user_day])
+        user_active_from = user_day
+        user_active_to = np.concatenate(
+            [
+                trial_start[t_owner] + 30.0,
+                np.where(np.isnan(won_end[c_owner]), horizon, won_end[c_owner]),
+            ]
+        )
+        user_rate = np.concatenate(
+            [
+                np.clip(0.2 * np.exp(0.4 * leads.intent[trial][t_owner] + 0.2 * leads.fit[trial][t_owner]), 0, 0.9),
+                np.full(len(c_owner), 0.12),
+            ]
+        )
+        keep_user = user_day <= horizon
+        user_account, user_day = user_account[keep_user], user_day[keep_user]
+        user_active_from, user_active_to, user_rate = (
+            user_active_from[keep_user],
+            np.minimum(user_active_to[keep_user], horizon),
+            user_rate[keep_user],
+        )
+        n_users = len(user_day)
+        users = pd.DataFrame(
+            {
+                "user_num": np.arange(1, n_users + 1),
+                "account_num": user_account + 1,
+                "invited_at": self.ts(user_day),
+                "_loaded_at": self.ts(np.minimum(user_day + 0.2, self.extracted_day)),
+            }
+        )
+        # Workspaces: the trialist creates one, keen trialists more; customers one per subscription.
+        w_count = 1 + rng.poisson(0.4 * np.exp(np.clip(0.5 * leads.intent[trial], -2, 2)))
+        w_owner, _ = _expand(w_count)
+        w_day = np.concatenate([trial_start[w_owner] + rng.uniform(0, 20, len(w_owner)), won_start + 1.0])
+        w_account = np.concatenate([leads.account[trial][w_owner], leads.account[won_lead]])
+        keep_w = w_day <= horizon
+        first_user_of_trial = np.cumsum(1 + invited) - (1 + invited)  # index of each trial's creator
+        creator = np.concatenate([first_user_of_trial[w_owner], np.full(len(won_lead), -1)])[keep_w]
+        workspaces = pd.DataFrame(
+            {
+                "workspace_num": np.arange(1, keep_w.sum() + 1),
+                "account_num": w_account[keep_w] + 1,
+                "created_by_user_num": np.where(creator >= 0, creator + 1, -1),
+                "created_at": self.ts(w_day[keep_w]),
+                "_loaded_at": self.ts(np.minimum(w_day[keep_w] + 0.2, self.extracted_day)),
+            }
+        )
+        # Daily usage: active days drawn per user over their active span, one row per user-day.
+        span = np.maximum(user_active_to - user_active_from, 0)
+        days_active = np.minimum(rng.poisson(user_rate * span), np.floor(span).astype(int))
+        u_owner, _ = _expand(days_active)
+        usage_day = np.floor(user_active_from[u_owner] + rng.uniform(0, 1, len(u_owner)) * span[u_owner])
+        key = np.unique(u_owner.astype(np.int64) * 100_000 + usage_day.astype(np.int64))
+        u_owner, usage_day = key // 100_000, (key % 100_000).astype(float)
+        usage = pd.DataFrame(
+            {
+                "user_num": u_owner + 1,
+                "account_num": user_account[u_owner] + 1,
+                "usage_date": self.ts(usage_day).astype("datetime64[s]"),
+                "sessions": 1 + rng.poisson(1.5, len(u_owner)),
+                "feature_events": rng.poisson(4.0, len(u_owner)),
+                "_loaded_at": self.ts(np.minimum(usage_day + 1.2, self.extracted_day)),
+            }
+        )
+        return {"product_users": users, "workspaces": workspaces, "product_usage": usage}
+
+
+# SQL that turns the integer-keyed frames into the raw contract (ids are formatted in DuckDB).
+_SELECTS: dict[str, str] = {
+    "accounts": "printf('A-%07d', account_num), account_name, domain, industry, employee_band, country, "
+    "revenue_band, founded_year, created_at, _loaded_at",
+    "contacts": "printf('L-%07d', contact_num), printf('A-%07d', account_num), email, first_name, last_name, "
+    "title, lead_source, utm_campaign, marketing_consent, created_at, _loaded_at",
+    "marketing_events": "event_id, printf('L-%07d', contact_num), "
+    f"{[*EVENT_TYPES]}[event_code + 1], CASE WHEN path_code >= 0 THEN {[*PAGE_PATHS]}[path_code + 1] END, "
+    "occurred_at, _loaded_at",
+    "product_users": "printf('U-%08d', user_num), printf('A-%07d', account_num), "
+    "printf('user%d@', user_num) || 'product.example', invited_at, _loaded_at",
+    "workspaces": "printf('W-%07d', workspace_num), printf('A-%07d', account_num), "
+    "CASE WHEN created_by_user_num > 0 THEN printf('U-%08d', created_by_user_num) END, created_at, _loaded_at",
+    "product_usage": "printf('U-%08d', user_num), printf('A-%07d', account_num), usage_date::DATE, sessions, "
+    "feature_events, _loaded_at",
+    "opportunities": "printf('O-%07d', opportunity_num), printf('A-%07d', account_num), "
+    "printf('L-%07d', contact_num), amount, stage, created_at, closed_at, is_won, _loaded_at",
+    "opportunity_stage_history": "printf('O-%07d', opportunity_num), stage, entered_at, _loaded_at",
+    "subscriptions": "printf('S-%07d', subscription_num), printf('A-%07d', account_num), "
+    "printf('O-%07d', opportunity_num), plan, seats, mrr, billing_interval, started_at, cancelled_at, _loaded_at",
+    "invoices": "printf('I-%08d', invoice_num), printf('A-%07d', account_num), printf('S-%07d', subscription_num), "
+    "amount, currency, status, issued_at, _loaded_at",
+    "payments": "printf('P-%08d', payment_num), printf('I-%08d', invoice_num), amount, paid_at, _loaded_at",
+}
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    con.register("_frame", frame)
+    try:
+        con.execute(f"INSERT INTO raw.{table} SELECT {_SELECTS[table]} FROM _frame")
+    finally:
+        con.unregister("_frame")
+
+
+def _event_chunks(company: SyntheticCompany, leads: _Leads) -> Iterator[pd.DataFrame]:
+    n, step, next_id = len(leads.account), company.config.lead_chunk_size, 1
+    for lo in range(0, n, step):
+        frame = company.marketing_events(leads, lo, min(lo + step, n), next_id)
+        next_id += len(frame)
+        yield frame
+
+
+def load_synthetic(con: duckdb.DuckDBPyConnection, config: SyntheticConfig | None = None) -> dict[str, int]:
+    """Generate the company and replace schemas ``raw`` and ``oracle`` in one transaction.
+
+    Returns the row count of every raw table. A failure rolls everything back, so readers never see a
+    half-written source.
+    """
+    config = config or SyntheticConfig()
+    t0 = time.perf_counter()
+    company = SyntheticCompany(config)
+    accounts = company.accounts()
+    leads, contacts = company.leads(accounts)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("CREATE SCHEMA IF NOT EXISTS raw")
+        con.execute("CREATE SCHEMA IF NOT EXISTS oracle")
+        for table in RAW_TABLES:
+            con.execute(create_table_sql(table))
+        _insert(con, "accounts", accounts.frame)
+        _insert(con, "contacts", contacts)
+        for chunk in _event_chunks(company, leads):
+            _insert(con, "marketing_events", chunk)
+        for name, frame in company.revenue(accounts, leads).items():
+            _insert(con, name, frame)
+        _write_oracle(con, company, leads)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    counts = {t.name: con.execute(f"SELECT count(*) FROM raw.{t.name}").fetchall()[0][0] for t in RAW_TABLES}
+    log.info(
+        "synthetic data (seed %s, %s accounts) landed in %.1fs: %s",
+        config.seed,
+        config.n_accounts,
+        time.perf_counter() - t0,
+        counts,
+    )
+    return counts
+
+
+def _write_oracle(con: duckdb.DuckDBPyConnection, company: SyntheticCompany, leads: _Leads) -> None:
+    """The hidden truth, for evaluation only. Days are converted to timestamps for readability."""
+    cfg = company.config
+    truth = pd.DataFrame(
+        {
+            "contact_num": np.arange(1, len(leads.account) + 1),
+            "fit": leads.fit,
+            "intent": leads.intent,
+            "in_market": leads.in_market,
+            "p_convert": leads.p_convert,
+            "evaluation_start": company.ts(leads.evaluation_start),
+        }
+    )
+    con.register("_truth", truth)
+    try:
+        con.execute(
+            f"""
+            CREATE OR REPLACE TABLE oracle.lead_truth AS
+            SELECT printf('L-%07d', contact_num) AS contact_id, fit, intent, in_market, p_convert, evaluation_start,
+                   {cfg.conversion_delay_min_days}::DOUBLE AS conversion_delay_min_days,
+                   {cfg.conversion_delay_max_days}::DOUBLE AS conversion_delay_max_days
+            FROM _truth
+            """
+        )
+        # Duplicates share their original's hidden state.
+        dup = company.duplicate_of
+        con.execute(
+            """
+            INSERT INTO oracle.lead_truth
+            SELECT printf('L-%07d', d.dup_num), t.fit, t.intent, t.in_market, t.p_convert, t.evaluation_start,
+                   t.conversion_delay_min_days, t.conversion_delay_max_days
+            FROM (SELECT unnest(?) AS dup_num, unnest(?) AS orig_num) d
+            JOIN oracle.lead_truth t ON t.contact_id = printf('L-%07d', d.orig_num)
+            """,
+            [dup.index.to_numpy().tolist(), (dup.to_numpy() + 1).tolist()],
+        )
+    finally:
+        con.unregister("_truth")
+    con.execute(
+        "COMMENT ON TABLE oracle.lead_truth IS 'Hidden truth of the synthetic generator. "
+        "Never read by dbt models or features; for evaluation only.'"
+    )

@@ -1,0 +1,77 @@
+"""Where the warehouse lives and how Python opens it.
+
+One environment variable, ``LEADSCORE_WAREHOUSE``, names the DuckDB file for dbt's profile and for
+every Python reader and writer, so tests and backfills can point everything at another file at once.
+DuckDB allows one writer per file: writers are serialised by the orchestrator; readers open the file
+read-only so they never hold the write lock.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+
+WAREHOUSE_ENV = "LEADSCORE_WAREHOUSE"
+DEFAULT_WAREHOUSE = Path("data") / "warehouse.duckdb"
+
+
+def warehouse_path() -> Path:
+    """The warehouse file, absolute (dbt runs from its own folder, so relative paths would differ)."""
+    return Path(os.environ.get(WAREHOUSE_ENV) or DEFAULT_WAREHOUSE).expanduser().resolve()
+
+
+def connect(read_only: bool = False, path: Path | None = None) -> duckdb.DuckDBPyConnection:
+    path = path or warehouse_path()
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return duckdb.connect(str(path), read_only=read_only)
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):
+    """The single value of a query. DuckDB 2 wants every result fully fetched before the next
+    statement on a connection, so never leave a ``fetchone()`` half-read."""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0][0] if rows else None
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(
+        scalar(
+            con,
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [schema, table],
+        )
+    )
+
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt"
+
+
+def dbt_env(warehouse: Path, work_dir: Path) -> dict[str, str]:
+    """Environment for a dbt subprocess on ``warehouse``, keeping target/ and logs in ``work_dir``."""
+    return {
+        **os.environ,
+        WAREHOUSE_ENV: str(warehouse),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_TARGET_PATH": str(work_dir / "target"),
+        "DBT_LOG_PATH": str(work_dir / "logs"),
+    }
+
+
+def run_dbt(
+    warehouse: Path, *args: str, project_dir: Path = DBT_PROJECT_DIR, work_dir: Path | None = None
+) -> subprocess.CompletedProcess:
+    """Run the dbt CLI of this environment against ``warehouse`` (outside Dagster: tests, bench)."""
+    work_dir = work_dir or warehouse.parent / f"dbt-{project_dir.name}"
+    dbt = Path(sys.executable).parent / "dbt"
+    return subprocess.run(
+        [str(dbt), *args, "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)],
+        env=dbt_env(warehouse, work_dir),
+        capture_output=True,
+        text=True,
+        check=False,
+    )

@@ -1,0 +1,67 @@
+"""Shared fixtures: a tiny synthetic warehouse, built once per session with the real dbt project.
+
+Every test that needs a warehouse gets a real DuckDB file in a temp dir; nothing touches data/.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ml import warehouse as warehouse_lib
+from ml.sources.synthetic import SCALES, SyntheticConfig, load_synthetic
+
+REPO = Path(__file__).resolve().parents[1]
+DBT_PROJECT = warehouse_lib.DBT_PROJECT_DIR
+# A fixed end date keeps the tiny warehouse identical from day to day.
+TINY_END_DATE = dt.date(2026, 6, 30)
+
+
+def tiny_config(**overrides) -> SyntheticConfig:
+    return SyntheticConfig(**{"n_accounts": SCALES["tiny"], "end_date": TINY_END_DATE, **overrides})
+
+
+def run_dbt(
+    warehouse: Path, *args: str, project_dir: Path = DBT_PROJECT, check: bool = True
+) -> subprocess.CompletedProcess:
+    """Run dbt against ``warehouse``; by default fail the test with dbt's output when dbt fails."""
+    result = warehouse_lib.run_dbt(warehouse, *args, project_dir=project_dir)
+    if check and result.returncode != 0:
+        raise AssertionError(f"dbt {' '.join(args)} failed:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def tiny_raw_warehouse(tmp_path_factory) -> Path:
+    """A warehouse file with only the tiny synthetic raw data (copied by tests that modify it)."""
+    path = tmp_path_factory.mktemp("raw") / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as con:
+        load_synthetic(con, tiny_config())
+    return path
+
+
+@pytest.fixture(scope="session")
+def built_warehouse(tmp_path_factory, tiny_raw_warehouse) -> Path:
+    """The tiny warehouse after a full ``dbt build`` (every model and test). Read-only for tests."""
+    path = tmp_path_factory.mktemp("built") / "warehouse.duckdb"
+    shutil.copy(tiny_raw_warehouse, path)
+    run_dbt(path, "build")
+    return path
+
+
+@pytest.fixture
+def warehouse_copy(tmp_path, built_warehouse) -> Path:
+    """A private copy of the built warehouse for tests that write."""
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy(built_warehouse, path)
+    return path
+
+
+def query(path: Path, sql: str, params: list | None = None) -> list[tuple]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
