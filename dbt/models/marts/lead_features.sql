@@ -4,6 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key='as_of',
         on_schema_change='append_new_columns',
+        tags=['daily_history'],
         post_hook="{{ refresh_closed_labels() }}",
     )
 }}
@@ -19,7 +20,9 @@ with dates as (
 ),
 
 open_leads as (
-    select d.as_of, l.*
+    -- Only keys travel through the heavy join below; descriptive columns are joined once at the end,
+    -- which is what keeps a full build of the history inside memory at the bench scale.
+    select d.as_of, l.lead_id
     from dates as d
     join {{ ref('int_leads') }} as l
       on l.created_at < {{ as_of_cutoff('d.as_of') }}
@@ -59,18 +62,18 @@ data_window as (select data_through from {{ ref('int_data_window') }})
 select
     l.lead_id,
     l.account_id,
-    l.as_of,
+    o.as_of,
     -- fit: who the lead is
     l.industry,
     l.employee_band,
     l.country,
     l.revenue_band,
-    year(l.as_of) - l.founded_year as company_age_years,
+    year(o.as_of) - l.founded_year as company_age_years,
     l.seniority,
     l.department,
     l.lead_source,
     l.utm_campaign,
-    l.as_of - cast(l.created_at as date) as lead_age_days,
+    o.as_of - cast(l.created_at as date) as lead_age_days,
     l.has_marketing_consent,
     -- engagement: what the lead did, recency-weighted and windowed
     {%- for measure in ['page_views', 'pricing_views', 'case_study_views', 'docs_views', 'blog_views',
@@ -98,9 +101,10 @@ select
     m.product_events_30d as account_product_events_30d,
     m.marketing_touches_30d as account_marketing_touches_30d,
     -- label
-    {{ label_expression('l.as_of', 'l.converted_at', 'w.data_through') }} as converted_90d
-from open_leads as l
+    {{ label_expression('o.as_of', 'l.converted_at', 'w.data_through') }} as converted_90d
+from open_leads as o
+join {{ ref('int_leads') }} as l on l.lead_id = o.lead_id
 cross join data_window as w
-left join activity as a using (lead_id, as_of)
+left join activity as a on a.lead_id = o.lead_id and a.as_of = o.as_of
 left join {{ ref('account_metrics_daily') }} as m
-  on m.account_id = l.account_id and m.as_of = l.as_of
+  on m.account_id = l.account_id and m.as_of = o.as_of
