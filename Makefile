@@ -18,12 +18,13 @@ export DO_NOT_TRACK := 1
 
 DBT := cd dbt && $(UV) run dbt
 
-.PHONY: help install run test dev bench lint docs
+.PHONY: help install instance run test dev docs bench lint
 
 help:
 	@echo "make run    install, then run the nightly pipeline on the embedded default (synthetic data)"
 	@echo "make test   install, then run the test suite"
-	@echo "make dev    the analyst's view: dbt docs on http://localhost:8080"
+	@echo "make dev    the Dagster UI on http://127.0.0.1:3000 (asset graph, schedule, backfills)"
+	@echo "make docs   dbt docs of the warehouse on http://127.0.0.1:8080"
 	@echo "make bench  install, then print the performance figures (bench scale: several minutes)"
 	@echo "make lint   ruff"
 
@@ -34,21 +35,28 @@ help:
 
 install: .venv/.installed
 
-run: install
-	@mkdir -p data
-	$(UV) run python -m ml.sources synthetic --if-absent
-	$(DBT) build --profiles-dir .
-	$(UV) run python -m ml.sources summary
+$(DAGSTER_HOME)/dagster.yaml: dagster_project/dagster.yaml
+	@mkdir -p $(DAGSTER_HOME)
+	cp $< $@
+
+instance: $(DAGSTER_HOME)/dagster.yaml
+
+run: install instance
+	$(UV) run python -m dagster_project.nightly
 
 test: install
 	$(UV) run pytest
 
-dev: install
+dev: install instance
+	$(UV) run dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+docs: install
 	$(DBT) docs generate --profiles-dir .
 	$(DBT) docs serve --profiles-dir . --port 8080 --host 127.0.0.1
 
 bench: install
 	$(UV) run python -m ml.sources.bench
+	$(UV) run python -m activation.bench
 
 lint: install
 	$(UV) run ruff check .

@@ -4,6 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key='as_of',
         on_schema_change='append_new_columns',
+        tags=['daily_history'],
     )
 }}
 -- Account metrics per account per as-of day, on the same date grid as lead_features (see

@@ -1,0 +1,45 @@
+"""Group ``sources``: the raw tables, landed by the synthetic generator or the files loader."""
+
+import datetime as dt
+
+from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, multi_asset
+
+from dagster_project.resources import SourcesResource, WarehouseResource
+from ml.sources.files import load_files
+from ml.sources.schema import RAW_TABLES
+from ml.sources.synthetic import SyntheticConfig, load_synthetic
+
+WAREHOUSE_POOL = "warehouse"  # every asset that writes the DuckDB file: one writer at a time
+
+RAW_SPECS = [
+    AssetSpec(["raw", t.name], group_name="sources", description=t.description, kinds={"duckdb"}) for t in RAW_TABLES
+]
+
+
+@multi_asset(specs=RAW_SPECS, pool=WAREHOUSE_POOL, name="raw_sources")
+def raw_sources(context: AssetExecutionContext, warehouse: WarehouseResource, sources: SourcesResource):
+    """Replace schema ``raw`` (and, for synthetic data, ``oracle``) in one transaction."""
+    with warehouse.connect() as con:
+        if sources.kind == "files":
+            context.log.info(f"loading raw exports from {sources.files_dir}")
+            counts = load_files(con, sources.files_dir)
+            origin = {"source": "files", "folder": sources.files_dir}
+        else:
+            end = {"end_date": dt.date.fromisoformat(sources.synthetic_end_date)} if sources.synthetic_end_date else {}
+            config = SyntheticConfig(n_accounts=sources.synthetic_scale, seed=sources.synthetic_seed, **end)
+            context.log.info(
+                f"generating the synthetic company: {config.n_accounts:,} accounts, seed {config.seed}, "
+                f"history {config.start_date} .. {config.end_date}"
+            )
+            counts = load_synthetic(con, config)
+            origin = {
+                "source": "synthetic",
+                "seed": config.seed,
+                "accounts": config.n_accounts,
+                "end_date": str(config.end_date),
+            }
+    for table in RAW_TABLES:
+        yield MaterializeResult(
+            asset_key=["raw", table.name],
+            metadata={"dagster/row_count": counts[table.name], **origin},
+        )

@@ -1,0 +1,35 @@
+"""The one ``Definitions`` of leadscore (loaded by workspace.yaml and ``dagster dev``)."""
+
+from __future__ import annotations
+
+import os
+
+from dagster import Definitions, EnvVar
+from dagster_dbt import DbtCliResource
+
+from dagster_project.assets_dbt import PROJECT, dbt_daily_history, dbt_warehouse
+from dagster_project.assets_sources import raw_sources
+from dagster_project.resources import SourcesResource, WarehouseResource, sources_from_env
+from dagster_project.schedules import nightly_job, nightly_schedule
+from ml.warehouse import WAREHOUSE_ENV, warehouse_path
+
+# One variable names the warehouse for dbt (its profile reads it in the dbt subprocess, which
+# inherits this environment) and for Python (through EnvVar): they can never point at different files.
+os.environ.setdefault(WAREHOUSE_ENV, str(warehouse_path()))
+
+
+def build_definitions(sources: SourcesResource) -> Definitions:
+    """Everything, with one source of raw data (tests use a tiny synthetic one)."""
+    return Definitions(
+        assets=[raw_sources, dbt_warehouse, dbt_daily_history],
+        jobs=[nightly_job],
+        schedules=[nightly_schedule],
+        resources={
+            "dbt": DbtCliResource(project_dir=PROJECT),
+            "warehouse": WarehouseResource(path=EnvVar(WAREHOUSE_ENV)),
+            "sources": sources,
+        },
+    )
+
+
+defs = build_definitions(sources_from_env(os.environ))

@@ -1,0 +1,55 @@
+"""Daily partitions of the history assets and the pure functions that turn a partition window into
+dbt arguments (unit-tested without running dbt)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Mapping
+
+from dagster import DailyPartitionsDefinition
+
+# The first day that can be built. History models need ~90 days of data before it, so the default
+# suits the embedded synthetic data (two years up to yesterday); set it to your own data's start.
+PARTITIONS_START_ENV = "LEADSCORE_PARTITIONS_START"
+DEFAULT_PARTITIONS_START = "2025-06-01"
+
+# A partition is a day of data: the latest one is yesterday (end_offset 0), complete at midnight UTC.
+daily_partitions = DailyPartitionsDefinition(
+    start_date=os.environ.get(PARTITIONS_START_ENV, DEFAULT_PARTITIONS_START), timezone="UTC"
+)
+
+HISTORY_TAG = "daily_history"
+
+
+def history_vars(window_start: dt.date, window_end_exclusive: dt.date) -> dict[str, object]:
+    """dbt vars that build every day of a partition window [start, end) - and nothing else."""
+    if window_end_exclusive <= window_start:
+        raise ValueError(f"empty partition window {window_start} .. {window_end_exclusive}")
+    last_day = window_end_exclusive - dt.timedelta(days=1)
+    return {"min_date": window_start.isoformat(), "max_date": last_day.isoformat(), "snapshot_every_days": 1}
+
+
+def dbt_build_args(vars_: Mapping[str, object] | None = None, full_refresh: bool = False) -> list[str]:
+    """Arguments of the ``dbt build`` the assets run (selection is added by dagster-dbt)."""
+    args = ["build"]
+    if vars_:
+        args += ["--vars", json.dumps(dict(vars_), sort_keys=True)]
+    if full_refresh:
+        args.append("--full-refresh")
+    return args
+
+
+def training_history_vars(last_day: dt.date) -> dict[str, object]:
+    """dbt vars that rebuild the whole training history (weekly snapshots from the start of the data)
+    up to ``last_day``; used with --full-refresh to bootstrap an empty warehouse."""
+    return {"max_date": last_day.isoformat(), "snapshot_every_days": 7}
+
+
+MIN_TRAINING_SNAPSHOTS = 8
+
+
+def needs_training_history(as_of_days_built: int) -> bool:
+    """A warehouse with fewer snapshots than this has nothing to train on yet."""
+    return as_of_days_built < MIN_TRAINING_SNAPSHOTS

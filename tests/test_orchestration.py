@@ -1,0 +1,269 @@
+"""The Dagster asset graph: definitions, pure helpers, and real runs on tiny warehouses in temp dirs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import AssetKey, BackfillPolicy, DagsterInstance, DefaultScheduleStatus
+
+from dagster_project.definitions import build_definitions, defs
+from dagster_project.partitions import (
+    dbt_build_args,
+    history_vars,
+    needs_training_history,
+    training_history_vars,
+)
+from dagster_project.project import manifest_is_stale
+from dagster_project.resources import SourcesResource, sources_from_env
+from dagster_project.schedules import parse_time_of_day
+from dagster_project.translator import dbt_asset_key, dbt_group
+from ml.sources.schema import RAW_TABLES
+from tests.conftest import REPO, TINY_END_DATE, query
+
+HISTORY_KEYS = [AssetKey("account_metrics_daily"), AssetKey("lead_features")]
+DAGSTER_MATERIALIZE = [
+    str(Path(sys.executable).parent / "dagster"),
+    "asset",
+    "materialize",
+    "-m",
+    "dagster_project.definitions",
+]
+
+
+# --- definitions --------------------------------------------------------------------------------
+def test_definitions_snapshot():
+    graph = defs.resolve_asset_graph()
+    groups: dict[str, set[str]] = {}
+    for key in graph.get_all_asset_keys():
+        groups.setdefault(graph.get(key).group_name, set()).add(key.to_user_string())
+    assert groups["sources"] == {f"raw/{t.name}" for t in RAW_TABLES}
+    assert groups["marts"] == {"account_metrics", "account_metrics_daily", "lead_features"}
+    assert {"stg_contacts", "stg_marketing_events", "quarantine"} <= groups["staging"]
+    assert {"int_leads", "int_lead_daily_activity", "int_data_window"} <= groups["intermediate"]
+    assert set(groups) == {"sources", "staging", "intermediate", "marts"}
+
+    partitioned = {k for k in graph.get_all_asset_keys() if graph.get(k).partitions_def is not None}
+    assert partitioned == set(HISTORY_KEYS)
+    for key in HISTORY_KEYS:
+        assert graph.get(key).backfill_policy == BackfillPolicy.single_run()
+    assert len(graph.asset_check_keys) > 50, "dbt tests surface as asset checks"
+
+    # every asset that writes the warehouse shares the one pool
+    pools = {node.pool for node in (a.op for a in defs.assets)}
+    assert pools == {"warehouse"}
+
+    assert defs.resolve_job_def("nightly") is not None
+    schedule = defs.resolve_schedule_def("nightly_schedule")
+    assert schedule.cron_schedule == "0 2 * * *"
+    assert schedule.execution_timezone == "UTC"
+    assert schedule.default_status == DefaultScheduleStatus.RUNNING
+
+
+# --- pure helpers -------------------------------------------------------------------------------
+def test_history_vars_cover_exactly_the_window():
+    assert history_vars(dt.date(2026, 6, 1), dt.date(2026, 6, 8)) == {
+        "min_date": "2026-06-01",
+        "max_date": "2026-06-07",
+        "snapshot_every_days": 1,
+    }
+    with pytest.raises(ValueError):
+        history_vars(dt.date(2026, 6, 1), dt.date(2026, 6, 1))
+    assert training_history_vars(dt.date(2026, 6, 7)) == {"max_date": "2026-06-07", "snapshot_every_days": 7}
+
+
+def test_dbt_build_args():
+    assert dbt_build_args() == ["build"]
+    assert dbt_build_args({"b": 1, "a": "x"}, full_refresh=True) == [
+        "build",
+        "--vars",
+        '{"a": "x", "b": 1}',
+        "--full-refresh",
+    ]
+
+
+def test_training_history_rule():
+    assert needs_training_history(0) and needs_training_history(7)
+    assert not needs_training_history(8)
+
+
+def test_parse_time_of_day():
+    assert parse_time_of_day("02:00") == (2, 0)
+    assert parse_time_of_day(" 23:59") == (23, 59)
+    for bad in ("2", "24:00", "12:60", "noon"):
+        with pytest.raises(ValueError):
+            parse_time_of_day(bad)
+
+
+def test_sources_from_env():
+    assert sources_from_env({}).kind == "synthetic"
+    files = sources_from_env({"LEADSCORE_SOURCE": "files", "LEADSCORE_SOURCE_DIR": "/exports"})
+    assert (files.kind, files.files_dir) == ("files", "/exports")
+    assert sources_from_env({"LEADSCORE_SYNTHETIC_SCALE": "tiny"}).synthetic_scale == 300
+    with pytest.raises(ValueError, match="LEADSCORE_SOURCE_DIR"):
+        sources_from_env({"LEADSCORE_SOURCE": "files"})
+    with pytest.raises(ValueError, match="synthetic"):
+        sources_from_env({"LEADSCORE_SOURCE": "s3"})
+
+
+def test_translator_keys_and_groups():
+    assert dbt_asset_key({"resource_type": "source", "source_name": "raw", "name": "contacts"}) == AssetKey(
+        ["raw", "contacts"]
+    )
+    model = {"resource_type": "model", "name": "stg_contacts", "fqn": ["leadscore", "staging", "stg_contacts"]}
+    assert dbt_asset_key(model) == AssetKey("stg_contacts") and dbt_group(model) == "staging"
+    assert dbt_group({"resource_type": "model", "fqn": ["leadscore", "quarantine", "quarantine"]}) == "staging"
+
+
+def test_manifest_staleness(tmp_path):
+    project = tmp_path / "p"
+    (project / "models").mkdir(parents=True)
+    model = project / "models/a.sql"
+    model.write_text("select 1")
+    manifest = project / "target/manifest.json"
+    assert manifest_is_stale(manifest, project)
+    manifest.parent.mkdir()
+    manifest.write_text("{}")
+    os.utime(model, (1, 1))
+    assert not manifest_is_stale(manifest, project)
+    model.write_text("select 2")  # an analyst edits a model
+    assert manifest_is_stale(manifest, project)
+
+
+# --- real runs ----------------------------------------------------------------------------------
+def make_instance(home: Path) -> DagsterInstance:
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "dagster_project/dagster.yaml", home / "dagster.yaml")
+    return DagsterInstance.from_config(str(home))
+
+
+def tiny_definitions():
+    return build_definitions(SourcesResource(synthetic_scale=300, synthetic_end_date=TINY_END_DATE.isoformat()))
+
+
+@pytest.fixture
+def use_warehouse(monkeypatch, tmp_path, nightly_warehouse):
+    """A private copy of the nightly warehouse, named by LEADSCORE_WAREHOUSE as in production."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(nightly_warehouse[0], warehouse)
+    monkeypatch.setenv("LEADSCORE_WAREHOUSE", str(warehouse))
+    return warehouse
+
+
+def as_of_days(warehouse: Path) -> list[str]:
+    return [str(d) for (d,) in query(warehouse, "SELECT DISTINCT as_of FROM lead_features ORDER BY 1")]
+
+
+@pytest.fixture(scope="module")
+def nightly_warehouse(tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny warehouse after one nightly run for 2026-06-29 (no training-history rebuild)."""
+    root = tmp_path_factory.mktemp("nightly")
+    warehouse = root / "warehouse.duckdb"
+    with pytest.MonkeyPatch.context() as env, make_instance(root / "dagster_home") as instance:
+        env.setenv("LEADSCORE_WAREHOUSE", str(warehouse))
+        result = (
+            tiny_definitions()
+            .resolve_job_def("nightly")
+            .execute_in_process(instance=instance, partition_key="2026-06-29")
+        )
+        assert result.success
+        materialized = {e.asset_key for e in result.get_asset_materialization_events()}
+        assert set(HISTORY_KEYS) <= materialized and AssetKey(["raw", "contacts"]) in materialized
+        lead_features = [e for e in result.get_asset_materialization_events() if e.asset_key == HISTORY_KEYS[1]]
+        metadata = lead_features[0].materialization.metadata
+        assert metadata["rows_in_partition_window"].value > 0 and metadata["dagster/row_count"].value > 0
+    return warehouse, root / "dagster_home"
+
+
+def test_a_nightly_partition_builds_exactly_its_day(nightly_warehouse):
+    warehouse, _ = nightly_warehouse
+    assert as_of_days(warehouse) == ["2026-06-29"]
+    assert query(warehouse, "SELECT count(*) FROM account_metrics")[0][0] > 250
+
+
+def test_a_seven_day_backfill_from_the_cli_writes_those_days_once(tmp_path, use_warehouse):
+    warehouse = use_warehouse
+    home = tmp_path / "dagster_home"
+    make_instance(home).dispose()
+    env = {**os.environ, "LEADSCORE_WAREHOUSE": str(warehouse), "DAGSTER_HOME": str(home)}
+    command = [
+        *DAGSTER_MATERIALIZE,
+        "--select",
+        "account_metrics_daily,lead_features",
+        "--partition-range",
+        "2026-06-01...2026-06-07",
+    ]
+    for attempt in range(2):
+        done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert '"min_date": "2026-06-01"' in done.stderr + done.stdout, "one run for the whole range"
+        days = as_of_days(warehouse)
+        assert days == [f"2026-06-0{d}" for d in range(1, 8)] + ["2026-06-29"], f"attempt {attempt}"
+        fingerprint = query(
+            warehouse, "SELECT as_of, count(*), sum(hash(f)) FROM lead_features f GROUP BY 1 ORDER BY 1"
+        )
+        if attempt == 0:
+            first = fingerprint
+    assert fingerprint == first, "running the same backfill again changes nothing"
+
+
+def test_a_failing_dbt_test_blocks_everything_downstream(tmp_path, use_warehouse):
+    warehouse = use_warehouse
+    with duckdb.connect(str(warehouse)) as con:  # a subscription for an account that does not exist
+        con.execute(
+            "INSERT INTO raw.subscriptions SELECT 'S-ORPHAN', 'A-NOPE', NULL, 'starter', 1, 25.0, 'monthly', "
+            "TIMESTAMP '2026-01-01', NULL, TIMESTAMP '2026-01-02'"
+        )
+    dbt_keys = [k for k in defs.resolve_asset_graph().get_all_asset_keys() if k.path[0] != "raw"]
+    with make_instance(tmp_path / "home") as instance:
+        result = (
+            tiny_definitions()
+            .resolve_job_def("nightly")
+            .execute_in_process(
+                instance=instance, partition_key="2026-06-30", asset_selection=dbt_keys, raise_on_error=False
+            )
+        )
+        assert not result.success
+        failed = {e.step_key for e in result.all_events if e.is_step_failure}
+        assert failed == {"dbt_warehouse"}
+        ran = {e.step_key for e in result.all_events if e.is_step_start}
+        assert "dbt_daily_history" not in ran
+        check = instance.get_latest_asset_check_evaluation_record(
+            next(
+                k
+                for k in defs.resolve_asset_graph().asset_check_keys
+                if k.name.startswith("relationships_stg_subscriptions_account_id")
+            )
+        )
+        assert check is not None and check.event.asset_check_evaluation.passed is False
+    assert "2026-06-30" not in as_of_days(warehouse)
+
+
+def test_two_runs_launched_together_both_succeed(tmp_path, use_warehouse):
+    """Two partition runs started at the same moment, as two processes on one instance and one DuckDB
+    file: the warehouse pool (limit 1) makes their dbt steps take turns instead of colliding."""
+    home = tmp_path / "dagster_home"
+    make_instance(home).dispose()
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    runs = [
+        subprocess.Popen(
+            [*DAGSTER_MATERIALIZE, "--select", "account_metrics_daily,lead_features", "--partition", day],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for day in ("2026-06-20", "2026-06-21")
+    ]
+    outputs = [run.communicate(timeout=600)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], "\n".join(o[-2000:] for o in outputs)
+    assert {"2026-06-20", "2026-06-21"} <= set(as_of_days(use_warehouse))
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert instance.event_log_storage.get_concurrency_info("warehouse").slot_count == 1
