@@ -1,0 +1,63 @@
+"""``python -m activation sync hubspot|salesforce [--dry-run]``: sync the warehouse to a CRM from a shell.
+
+Credentials come from the environment (see activation/README.md); ``--sandbox`` starts the local CRM
+sandbox in-process instead and points the clients at it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import duckdb
+
+from activation.errors import ActivationError
+from activation.mapping import DEFAULT_MAPPING_PATH
+from activation.sync import run_sync
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m activation", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    sync = commands.add_parser("sync", help="sync the mapped relations to one CRM")
+    sync.add_argument("destination", choices=["hubspot", "salesforce"])
+    sync.add_argument("--dry-run", action="store_true", help="report what would change; send nothing")
+    sync.add_argument("--objects", nargs="*", help="mapping objects to sync (default: all for the destination)")
+    sync.add_argument(
+        "--warehouse",
+        type=Path,
+        default=Path(os.environ.get("LEADSCORE_WAREHOUSE", "data/warehouse.duckdb")),
+        help="DuckDB file (default: $LEADSCORE_WAREHOUSE or data/warehouse.duckdb)",
+    )
+    sync.add_argument("--mapping", type=Path, default=DEFAULT_MAPPING_PATH)
+    sync.add_argument("--sandbox", type=Path, metavar="STATE", help="run against a local sandbox kept in STATE")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    with contextlib.ExitStack() as stack:
+        env = dict(os.environ)
+        if args.sandbox:
+            from activation.sandbox import run_sandbox
+
+            env.update(stack.enter_context(run_sandbox(state_path=args.sandbox)).env())
+        conn = stack.enter_context(duckdb.connect(str(args.warehouse)))
+        try:
+            reports = run_sync(
+                conn, args.destination, mapping=args.mapping, objects=args.objects, dry_run=args.dry_run, env=env
+            )
+        except ActivationError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    for report in reports:
+        print(json.dumps(report.as_dict(), default=str, indent=2))
+    return 0 if all(r.status in {"complete", "partial"} for r in reports) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

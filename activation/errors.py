@@ -1,0 +1,44 @@
+"""Exceptions of the activation package; every message is redacted so no credential can leak through one."""
+
+from __future__ import annotations
+
+from activation.redact import redact
+
+
+class ActivationError(Exception):
+    """Base class; the message is passed through :func:`activation.redact.redact`."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
+
+
+class ConfigurationError(ActivationError):
+    """The mapping, the credentials or the CRM's schema are wrong: a person must act before a sync can run."""
+
+
+class AuthenticationError(ConfigurationError):
+    """The CRM refused the credentials (HubSpot 401/403, Salesforce ``invalid_grant``)."""
+
+
+class DailyLimitReached(ActivationError):
+    """The destination's daily request allocation is spent: stop now, the rest goes in the next run."""
+
+
+class RequestFailed(ActivationError):
+    """A request failed in a way that retrying the same request will not fix (or retries ran out).
+
+    ``retryable`` says whether the *next run* may succeed (5xx, timeouts) as opposed to a request the
+    destination will always reject (400).
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retryable = retryable
+
+
+class BatchConflict(RequestFailed):
+    """HubSpot 409: one conflicting record failed the whole batch; split the batch to isolate it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=409, retryable=False)

@@ -1,0 +1,324 @@
+"""HubSpot CRM v3 destination: private-app token, custom properties, batch upsert by a unique property.
+
+Records are matched with ``batch/upsert`` on the mapping's ``id_property`` — a property with unique values
+that leadscore creates when missing — never with the search API (5 requests/s, 10,000 results). Every input
+carries ``objectWriteTraceId`` = the record key, which is how a 207's errors are tied back to records.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from activation.destination import MappedDestination, OutgoingRecord, RecordResult
+from activation.encoding import hubspot_value
+from activation.errors import BatchConflict, ConfigurationError
+from activation.http import ApiClient, DailyBudget, HttpSettings, Outcome, Verdict, parse_wait, response_excerpt
+from activation.mapping import DestinationTarget, FieldMapping, ObjectMapping
+from activation.ratelimit import RateLimiter
+from activation.redact import get_logger, register_secret
+
+log = get_logger(__name__)
+
+DEFAULT_BASE_URL = "https://api.hubapi.com"
+# Requests per rolling 10 s and per day, by portal tier (crm-api-contracts.md); every value overridable.
+TIER_LIMITS: dict[str, tuple[int, int]] = {
+    "free": (100, 250_000),
+    "starter": (100, 250_000),
+    "professional": (190, 650_000),
+    "enterprise": (190, 1_000_000),
+}
+MAX_BATCH_INPUTS = 100
+DEFAULT_GROUPS = {"contacts": "contactinformation", "companies": "companyinformation"}
+# Logical type -> (HubSpot type, fieldType) used when leadscore creates a property.
+PROPERTY_TYPES = {
+    "string": ("string", "text"),
+    "text": ("string", "textarea"),
+    "number": ("number", "number"),
+    "integer": ("number", "number"),
+    "date": ("date", "date"),
+    "datetime": ("datetime", "date"),
+    "bool": ("bool", "booleancheckbox"),
+}
+# Existing property types leadscore can write each logical type into.
+COMPATIBLE_TYPES = {
+    "string": {"string", "enumeration"},
+    "text": {"string"},
+    "number": {"number"},
+    "integer": {"number"},
+    "date": {"date"},
+    "datetime": {"datetime"},
+    "bool": {"bool", "enumeration"},
+}
+
+
+@dataclass(frozen=True)
+class HubSpotSettings:
+    base_url: str = DEFAULT_BASE_URL
+    tier: str = "starter"  # the lowest: a wrong guess costs speed, not 429s (headers correct it upwards)
+    requests_per_window: int | None = None  # default: from the tier
+    window_seconds: float = 10.0
+    headroom: int = 5  # requests left unused per window: the server counts arrivals, we count sends
+    http: HttpSettings = field(default_factory=HttpSettings)
+
+    def window_limit(self) -> int:
+        if self.tier not in TIER_LIMITS:
+            raise ConfigurationError(f"unknown HubSpot tier {self.tier!r}; use one of {', '.join(TIER_LIMITS)}")
+        return self.requests_per_window or TIER_LIMITS[self.tier][0]
+
+
+class HubSpotDestination(MappedDestination, ApiClient):
+    name = "hubspot"
+    encode_value = staticmethod(hubspot_value)
+    batch_size = MAX_BATCH_INPUTS
+    bulk_threshold = None
+
+    def __init__(
+        self,
+        access_token: str,
+        settings: HubSpotSettings | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not access_token:
+            raise ConfigurationError("a HubSpot private-app access token is required (HUBSPOT_ACCESS_TOKEN)")
+        register_secret(access_token)
+        self._token = access_token
+        self.hub_settings = settings = settings or HubSpotSettings()
+        limit = max(1, settings.window_limit() - settings.headroom)
+        limiter = RateLimiter(limit, settings.window_seconds, sleep=sleep)
+        super().__init__(settings=settings.http, limiter=limiter, logger=log, sleep=sleep)
+        self.base_url = settings.base_url.rstrip("/")
+        self.daily_budget = DailyBudget("the HubSpot daily request limit (X-HubSpot-RateLimit-Daily)")
+        self._prepared: set[str] = set()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **settings: Any) -> HubSpotDestination:
+        """Build from ``HUBSPOT_ACCESS_TOKEN``, ``HUBSPOT_BASE_URL`` and ``HUBSPOT_TIER``."""
+        env = os.environ if env is None else env
+        defaults = {"base_url": env.get("HUBSPOT_BASE_URL") or DEFAULT_BASE_URL}
+        if env.get("HUBSPOT_TIER"):
+            defaults["tier"] = env["HUBSPOT_TIER"].lower()
+        return cls(env.get("HUBSPOT_ACCESS_TOKEN", ""), HubSpotSettings(**{**defaults, **settings}))
+
+    # --- ApiClient hooks ---------------------------------------------------------------------------
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def before_request(self) -> None:
+        self.daily_budget.reserve()
+
+    def observe(self, response: requests.Response) -> None:
+        headers = response.headers
+        daily_remaining = headers.get("X-HubSpot-RateLimit-Daily-Remaining", "")
+        if daily_remaining.isdigit():
+            self.daily_budget.announce(int(daily_remaining))
+        announced = headers.get("X-HubSpot-RateLimit-Max")
+        interval = headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
+        if announced and interval and self.limiter is not None:
+            wanted = max(1, int(announced) - self.hub_settings.headroom)
+            if wanted != self.limiter.max_requests:
+                log.info("HubSpot announces %s requests per %s ms; pacing to %d", announced, interval, wanted)
+                self.limiter.configure(wanted, int(interval) / 1000)
+
+    def classify(self, response: requests.Response) -> Verdict:
+        status = response.status_code
+        if 200 <= status < 300:
+            return Verdict.ok()
+        message = _error_message(response)
+        if status == 401:
+            return Verdict(Outcome.AUTH, f"HubSpot rejected the access token (401): {message}")
+        if status == 403:
+            return Verdict(Outcome.AUTH, f"the HubSpot private app lacks a scope (403): {message}")
+        if status == 429:
+            if _json(response).get("policyName") == "DAILY":
+                return Verdict(Outcome.DAILY_LIMIT, f"HubSpot daily limit reached: {message}")
+            return Verdict(Outcome.RATE_LIMITED, message, wait=parse_wait(response) or self._window_wait(response))
+        if status == 409:
+            return Verdict(Outcome.CONFLICT, f"HubSpot 409: {message}")
+        if status == 423:
+            return Verdict(Outcome.RETRY, f"HubSpot 423 locked: {message}", wait=2.0)
+        if status >= 500:
+            return Verdict(Outcome.RETRY, f"HubSpot {status}: {message}")
+        return Verdict(Outcome.FAIL, f"HubSpot {status}: {message}")
+
+    @staticmethod
+    def _window_wait(response: requests.Response) -> float | None:
+        """Without Retry-After, wait a tenth of the announced window before trying again."""
+        interval = response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
+        return int(interval) / 10_000 if interval and interval.isdigit() else None
+
+    # --- schema ------------------------------------------------------------------------------------
+    def prepare(self, obj: ObjectMapping) -> None:
+        """Create leadscore's property group and missing properties; refuse a property of the wrong type."""
+        target = self.target(obj)
+        if target.object in self._prepared:
+            return
+        url = f"{self.base_url}/crm/v3/properties/{target.object}"
+        existing = {p["name"]: p for p in self.request("GET", url).json().get("results", [])}
+        wanted = [
+            _id_property_definition(obj, target),
+            *(_property_definition(f, n, target) for f, n in obj.fields_for(self.name)),
+        ]
+        problems, missing = [], []
+        for definition, logical_type in wanted:
+            found = existing.get(definition["name"])
+            if found is None:
+                missing.append(definition)
+            elif logical_type == "id" and not found.get("hasUniqueValue"):
+                problems.append(
+                    f"{target.object}.{definition['name']} exists but does not have unique values; HubSpot can "
+                    "only upsert by a unique property (create another one with hasUniqueValue, or use email)"
+                )
+            elif logical_type != "id" and found.get("type") not in COMPATIBLE_TYPES[logical_type]:
+                problems.append(
+                    f"{target.object}.{definition['name']} has type {found.get('type')!r}; leadscore writes "
+                    f"{logical_type} values and expects type {definition['type']!r}. Rename the mapped property in "
+                    "mapping.yaml or change the property in HubSpot"
+                )
+        if problems:
+            raise ConfigurationError("HubSpot properties do not fit the mapping:\n  - " + "\n  - ".join(problems))
+        if missing:
+            self._ensure_group(target.object, target.property_group)
+            for definition in missing:
+                log.info("creating HubSpot property %s.%s", target.object, definition["name"])
+                try:
+                    self.request("POST", url, json=definition)
+                except BatchConflict:  # created meanwhile by a concurrent run: the next prepare checks it
+                    log.info("HubSpot property %s.%s already exists", target.object, definition["name"])
+        self._prepared.add(target.object)
+
+    def _ensure_group(self, object_type: str, group: str | None) -> None:
+        if not group:
+            return
+        url = f"{self.base_url}/crm/v3/properties/{object_type}/groups"
+        names = {g["name"] for g in self.request("GET", url).json().get("results", [])}
+        if group not in names:
+            log.info("creating HubSpot property group %s.%s", object_type, group)
+            self.request(
+                "POST", url, json={"name": group, "label": group.replace("_", " ").title(), "displayOrder": -1}
+            )
+
+    # --- records -----------------------------------------------------------------------------------
+    def send_batch(self, obj: ObjectMapping, records: Sequence[OutgoingRecord]) -> list[RecordResult]:
+        if len(records) > MAX_BATCH_INPUTS:
+            raise ValueError(f"HubSpot batches hold at most {MAX_BATCH_INPUTS} inputs, got {len(records)}")
+        target = self.target(obj)
+        inputs = [
+            {"idProperty": target.id_field, "id": r.key, "properties": dict(r.payload), "objectWriteTraceId": r.key}
+            for r in records
+        ]
+        url = f"{self.base_url}/crm/v3/objects/{target.object}/batch/upsert"
+        body = self.request("POST", url, json={"inputs": inputs}, accept=_confirms_something).json()
+        return batch_results(records, body, target.id_field)
+
+    def send_bulk(self, obj: ObjectMapping, records: Sequence[OutgoingRecord]) -> list[RecordResult]:
+        raise NotImplementedError("HubSpot has no bulk path; the engine batches by 100")
+
+
+def batch_results(records: Sequence[OutgoingRecord], body: Mapping[str, Any], id_field: str) -> list[RecordResult]:
+    """One result per record from a batch/upsert answer (200 or 207); pure, so it is unit-tested.
+
+    A record is confirmed only when a result names it (by ``objectWriteTraceId``, else by its id property).
+    Errors are tied back by ``objectWriteTraceId``; a record neither confirmed nor named in an error
+    failed with the errors nobody could tie (or as "unconfirmed").
+    """
+    confirmed: dict[str, Mapping[str, Any]] = {}
+    for result in body.get("results") or []:
+        key = result.get("objectWriteTraceId") or (result.get("properties") or {}).get(id_field)
+        if key:
+            confirmed[str(key)] = result
+    failed: dict[str, tuple[str, str]] = {}
+    untied: list[str] = []
+    for error in body.get("errors") or []:
+        text = _describe_error(error)
+        traces = _trace_ids(error)
+        for trace in traces:
+            failed[trace] = (str(error.get("category") or "ERROR"), text)
+        if not traces:
+            untied.append(text)
+    results = []
+    for record in records:
+        if record.key in failed:
+            results.append(RecordResult.failed(record.key, *failed[record.key]))
+        elif record.key in confirmed:
+            result = confirmed[record.key]
+            results.append(RecordResult(record.key, True, created=bool(result.get("new")), crm_id=result.get("id")))
+        else:
+            reason = "; ".join(untied) or "HubSpot returned no result for this record"
+            results.append(RecordResult.failed(record.key, "UNCONFIRMED", reason))
+    return results
+
+
+def _trace_ids(error: Mapping[str, Any]) -> list[str]:
+    context = error.get("context") or {}
+    found = error.get("objectWriteTraceId") or context.get("objectWriteTraceId") or []
+    return [str(t) for t in ([found] if isinstance(found, str) else found)]
+
+
+def _describe_error(error: Mapping[str, Any]) -> str:
+    details = "; ".join(str(e.get("message")) for e in error.get("errors") or [] if e.get("message"))
+    message = str(error.get("message") or "error")
+    return f"{message}: {details}" if details else message
+
+
+def _confirms_something(response: requests.Response) -> Verdict:
+    """The known trap: a 2xx batch answer with neither results nor errors is a failure, not a success."""
+    body = _json(response)
+    if not body.get("results") and not body.get("errors"):
+        return Verdict(Outcome.RETRY, f"2xx without results or errors ({response_excerpt(response, 200)})")
+    return Verdict.ok()
+
+
+def _json(response: requests.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _error_message(response: requests.Response) -> str:
+    body = _json(response)
+    return str(body.get("message") or response_excerpt(response, 200))
+
+
+def _group_name(target: DestinationTarget) -> str:
+    """leadscore's own group when the mapping names one, else the object's standard information group."""
+    return target.property_group or DEFAULT_GROUPS.get(target.object, "contactinformation")
+
+
+def _id_property_definition(obj: ObjectMapping, target: DestinationTarget) -> tuple[dict[str, Any], str]:
+    definition = {
+        "name": target.id_field,
+        "label": target.id_label,
+        "type": "string",
+        "fieldType": "text",
+        "groupName": _group_name(target),
+        "description": f"leadscore's {obj.key_column}; the unique key leadscore upserts by.",
+        "hasUniqueValue": True,
+    }
+    return definition, "id"
+
+
+def _property_definition(field: FieldMapping, name: str, target: DestinationTarget) -> tuple[dict[str, Any], str]:
+    typ, field_type = PROPERTY_TYPES[field.type]
+    definition: dict[str, Any] = {
+        "name": name,
+        "label": field.label,
+        "type": typ,
+        "fieldType": field_type,
+        "groupName": _group_name(target),
+        "description": field.description,
+    }
+    if typ == "bool":
+        definition["options"] = [
+            {"label": "Yes", "value": "true", "displayOrder": 0},
+            {"label": "No", "value": "false", "displayOrder": 1},
+        ]
+    return definition, field.type

@@ -1,0 +1,280 @@
+"""The declarative mapping from warehouse relations to CRM objects (``mapping.yaml``), with validation.
+
+A mapping lists *objects*; each one reads a relation, identifies its records by a key column, and names,
+per destination, the CRM object, the unique property / external-id field that carries the key, and the CRM
+field of every column. Mistakes are reported with the YAML path of the offending entry so that a person
+can fix the file without reading this code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_MAPPING_PATH = Path(__file__).with_name("mapping.yaml")
+
+# Logical column types; each destination encodes them its own way (see activation.encoding).
+FIELD_TYPES = ("string", "text", "number", "integer", "date", "datetime", "bool")
+DESTINATIONS = ("hubspot", "salesforce")
+# The YAML key that names the key-carrying field differs per destination, as in each vendor's docs.
+ID_FIELD_KEYS = {"hubspot": "id_property", "salesforce": "external_id_field"}
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_RELATION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+_HUBSPOT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_SALESFORCE_CUSTOM = re.compile(r"^[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*__c$")
+_SALESFORCE_OBJECT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_FIELD_NAME_RULES = {
+    "hubspot": (_HUBSPOT_NAME, "lower-case letters, digits and underscores, starting with a letter"),
+    "salesforce": (_SALESFORCE_CUSTOM, "a custom field API name such as Leadscore_Score__c"),
+}
+
+
+class MappingError(ValueError):
+    """The mapping file is invalid; the message names the YAML path of every problem."""
+
+
+@dataclass(frozen=True)
+class FieldMapping:
+    """One warehouse column and the CRM field it feeds in each destination."""
+
+    column: str
+    type: str
+    label: str
+    description: str
+    targets: Mapping[str, str]
+    digits: int | None = None  # numbers are rounded so float noise does not count as a change
+
+
+@dataclass(frozen=True)
+class DestinationTarget:
+    """Where an object goes in one destination."""
+
+    object: str
+    id_field: str  # HubSpot idProperty (unique property) or Salesforce external id field
+    id_label: str
+    property_group: str | None = None  # HubSpot only: group that holds the properties leadscore creates
+
+
+@dataclass(frozen=True)
+class ObjectMapping:
+    """A relation synced to one CRM object per destination."""
+
+    name: str
+    relation: str
+    key_column: str
+    latest_by: str | None
+    clear_when_missing: bool
+    fields: tuple[FieldMapping, ...]
+    destinations: Mapping[str, DestinationTarget]
+
+    def target(self, destination: str) -> DestinationTarget | None:
+        return self.destinations.get(destination)
+
+    def fields_for(self, destination: str) -> list[tuple[FieldMapping, str]]:
+        """The fields this destination receives, each with its CRM name, in mapping order."""
+        return [(f, f.targets[destination]) for f in self.fields if destination in f.targets]
+
+
+@dataclass(frozen=True)
+class SyncMapping:
+    objects: tuple[ObjectMapping, ...]
+
+    def object(self, name: str) -> ObjectMapping:
+        for obj in self.objects:
+            if obj.name == name:
+                return obj
+        raise MappingError(f"no object named {name!r} in the mapping (have: {[o.name for o in self.objects]})")
+
+    def for_destination(self, destination: str) -> Iterator[ObjectMapping]:
+        return (o for o in self.objects if destination in o.destinations)
+
+
+def load_mapping(path: str | Path | None = None) -> SyncMapping:
+    """Read and validate a mapping file (the shipped ``activation/mapping.yaml`` by default)."""
+    path = Path(path) if path is not None else DEFAULT_MAPPING_PATH
+    try:
+        document = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise MappingError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_mapping(document, source=str(path))
+
+
+def parse_mapping(document: Any, *, source: str = "mapping") -> SyncMapping:
+    """Validate a parsed YAML document; collect every problem before failing so one fix round suffices."""
+    problems: list[str] = []
+    objects: list[ObjectMapping] = []
+    if not isinstance(document, dict):
+        raise MappingError(f"{source}: the top level must be a mapping with keys 'version' and 'objects'")
+    _check_keys(document, {"version", "objects"}, "", problems)
+    if document.get("version") != 1:
+        problems.append("version: must be 1")
+    raw_objects = document.get("objects")
+    if not isinstance(raw_objects, dict) or not raw_objects:
+        problems.append("objects: must be a non-empty mapping of object name -> definition")
+        raw_objects = {}
+    for name, raw in raw_objects.items():
+        obj = _parse_object(str(name), raw, f"objects.{name}", problems)
+        if obj is not None:
+            objects.append(obj)
+    if problems:
+        raise MappingError(f"{source} is invalid:\n  - " + "\n  - ".join(problems))
+    return SyncMapping(tuple(objects))
+
+
+def _check_keys(raw: dict[str, Any], allowed: set[str], path: str, problems: list[str]) -> None:
+    for key in raw:
+        if key not in allowed:
+            where = f"{path}.{key}" if path else str(key)
+            problems.append(f"{where}: unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def _parse_object(name: str, raw: Any, path: str, problems: list[str]) -> ObjectMapping | None:
+    if not isinstance(raw, dict):
+        problems.append(f"{path}: must be a mapping")
+        return None
+    allowed = {"relation", "key_column", "latest_by", "clear_when_missing", "destinations", "fields"}
+    _check_keys(raw, allowed, path, problems)
+    if not _IDENTIFIER.match(name):
+        problems.append(f"{path}: object names must be identifiers")
+    relation = raw.get("relation")
+    if not isinstance(relation, str) or not _RELATION.match(relation):
+        problems.append(f"{path}.relation: must be a table or view name such as lead_scores or main.lead_scores")
+    key_column = raw.get("key_column")
+    if not isinstance(key_column, str) or not _IDENTIFIER.match(key_column):
+        problems.append(f"{path}.key_column: must be a column name")
+    latest_by = raw.get("latest_by")
+    if latest_by is not None and (not isinstance(latest_by, str) or not _IDENTIFIER.match(latest_by)):
+        problems.append(f"{path}.latest_by: must be a column name (or omitted)")
+    clear_when_missing = raw.get("clear_when_missing", True)
+    if not isinstance(clear_when_missing, bool):
+        problems.append(f"{path}.clear_when_missing: must be true or false")
+
+    destinations: dict[str, DestinationTarget] = {}
+    raw_destinations = raw.get("destinations")
+    if not isinstance(raw_destinations, dict) or not raw_destinations:
+        problems.append(f"{path}.destinations: must name at least one of {', '.join(DESTINATIONS)}")
+        raw_destinations = {}
+    for destination, raw_target in raw_destinations.items():
+        target = _parse_target(str(destination), raw_target, f"{path}.destinations.{destination}", problems)
+        if target is not None:
+            destinations[str(destination)] = target
+
+    fields: list[FieldMapping] = []
+    raw_fields = raw.get("fields")
+    if not isinstance(raw_fields, list) or not raw_fields:
+        problems.append(f"{path}.fields: must be a non-empty list")
+        raw_fields = []
+    for index, raw_field in enumerate(raw_fields):
+        field = _parse_field(raw_field, f"{path}.fields[{index}]", destinations, problems)
+        if field is not None:
+            fields.append(field)
+    _check_unique_names(path, fields, destinations, key_column, problems)
+    return ObjectMapping(
+        name=name,
+        relation=str(relation),
+        key_column=str(key_column),
+        latest_by=latest_by,
+        clear_when_missing=bool(clear_when_missing),
+        fields=tuple(fields),
+        destinations=destinations,
+    )
+
+
+def _parse_target(destination: str, raw: Any, path: str, problems: list[str]) -> DestinationTarget | None:
+    if destination not in DESTINATIONS:
+        problems.append(f"{path}: unknown destination (known: {', '.join(DESTINATIONS)})")
+        return None
+    if not isinstance(raw, dict):
+        problems.append(f"{path}: must be a mapping")
+        return None
+    id_key = ID_FIELD_KEYS[destination]
+    allowed = {"object", id_key, "id_label"} | ({"property_group"} if destination == "hubspot" else set())
+    _check_keys(raw, allowed, path, problems)
+    crm_object, id_field = raw.get("object"), raw.get(id_key)
+    if not isinstance(crm_object, str) or not _SALESFORCE_OBJECT.match(crm_object):
+        problems.append(f"{path}.object: must be the CRM object's API name (e.g. contacts, Lead)")
+    if not isinstance(id_field, str):
+        problems.append(f"{path}.{id_key}: required")
+    else:
+        _check_field_name(destination, id_field, f"{path}.{id_key}", problems)
+    group = raw.get("property_group")
+    if group is not None and (not isinstance(group, str) or not _HUBSPOT_NAME.match(group)):
+        problems.append(f"{path}.property_group: must be a lower-case name such as leadscore")
+    return DestinationTarget(
+        object=str(crm_object),
+        id_field=str(id_field),
+        id_label=str(raw.get("id_label") or "Leadscore id"),
+        property_group=group,
+    )
+
+
+def _parse_field(
+    raw: Any, path: str, destinations: Mapping[str, DestinationTarget], problems: list[str]
+) -> FieldMapping | None:
+    if not isinstance(raw, dict):
+        problems.append(f"{path}: must be a mapping")
+        return None
+    _check_keys(raw, {"column", "type", "label", "description", "digits", *DESTINATIONS}, path, problems)
+    column, field_type = raw.get("column"), raw.get("type")
+    if not isinstance(column, str) or not _IDENTIFIER.match(column):
+        problems.append(f"{path}.column: must be a column name")
+    if field_type not in FIELD_TYPES:
+        problems.append(f"{path}.type: {field_type!r} is not one of {', '.join(FIELD_TYPES)}")
+    digits = raw.get("digits")
+    if digits is not None and (field_type != "number" or not isinstance(digits, int) or not 0 <= digits <= 8):
+        problems.append(f"{path}.digits: only for type number, an integer from 0 to 8")
+    targets: dict[str, str] = {}
+    for destination in DESTINATIONS:
+        name = raw.get(destination)
+        if name is None:
+            continue
+        if destination not in destinations:
+            problems.append(f"{path}.{destination}: the object has no '{destination}' destination")
+            continue
+        if isinstance(name, str):
+            _check_field_name(destination, name, f"{path}.{destination}", problems)
+            targets[destination] = name
+        else:
+            problems.append(f"{path}.{destination}: must be a field name")
+    if not targets:
+        problems.append(f"{path}: maps to no destination field (add e.g. 'hubspot: leadscore_{column}')")
+    return FieldMapping(
+        column=str(column),
+        type=str(field_type),
+        label=str(raw.get("label") or str(column).replace("_", " ").capitalize()),
+        description=str(raw.get("description") or ""),
+        targets=targets,
+        digits=digits,
+    )
+
+
+def _check_field_name(destination: str, name: str, path: str, problems: list[str]) -> None:
+    pattern, rule = _FIELD_NAME_RULES[destination]
+    if not pattern.match(name):
+        problems.append(f"{path}: {name!r} is not a valid {destination} field name ({rule})")
+
+
+def _check_unique_names(
+    path: str,
+    fields: list[FieldMapping],
+    destinations: Mapping[str, DestinationTarget],
+    key_column: Any,
+    problems: list[str],
+) -> None:
+    columns = [f.column for f in fields]
+    for column in sorted({c for c in columns if columns.count(c) > 1}):
+        problems.append(f"{path}.fields: column {column!r} is mapped twice")
+    if key_column in columns:
+        problems.append(f"{path}.fields: the key column {key_column!r} is sent as the id; do not map it again")
+    for destination, target in destinations.items():
+        names = [f.targets[destination] for f in fields if destination in f.targets]
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            problems.append(f"{path}.fields: {destination} field {name!r} is the target of several columns")
+        if target.id_field in names:
+            problems.append(f"{path}.fields: {destination} field {target.id_field!r} is already the id field")

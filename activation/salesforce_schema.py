@@ -1,0 +1,218 @@
+"""The Salesforce custom fields a mapping needs: specs, describe checks, and deployable metadata.
+
+One list of :class:`FieldSpec` serves three readers: the client checks an org's ``describe`` against it, the
+sandbox deploys it at start, and ``python -m activation.salesforce_schema`` writes it as Salesforce DX
+source (``activation/salesforce_fields/``) that an admin deploys with
+``sf project deploy start --source-dir force-app`` — including a permission set, because a field the
+integration user cannot see is missing from ``describe``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+from activation.mapping import ObjectMapping, SyncMapping, load_mapping
+
+SHIPPED_DIR = Path(__file__).with_name("salesforce_fields")
+PERMISSION_SET = "Leadscore_Integration"
+
+# Logical type -> (metadata type, describe type, length, precision). Scale comes from `digits`.
+_METADATA = {
+    "string": ("Text", "string", 255, None),
+    "text": ("LongTextArea", "textarea", 32_768, None),
+    "number": ("Number", "double", None, 18),
+    "integer": ("Number", "double", None, 18),
+    "date": ("Date", "date", None, None),
+    "datetime": ("DateTime", "datetime", None, None),
+    "bool": ("Checkbox", "boolean", None, None),
+}
+# What an existing field's describe type may be for each logical type.
+COMPATIBLE_DESCRIBE_TYPES = {
+    "string": {"string", "textarea", "picklist", "email", "phone", "url"},
+    "text": {"textarea", "string"},
+    "number": {"double", "currency", "percent", "int", "long"},
+    "integer": {"double", "int", "long", "currency"},
+    "date": {"date"},
+    "datetime": {"datetime"},
+    "bool": {"boolean"},
+    "id": {"string"},
+}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    sobject: str
+    name: str
+    label: str
+    description: str
+    logical_type: str  # a mapping type, or "id" for the external id field
+    metadata_type: str
+    describe_type: str
+    length: int | None = None
+    precision: int | None = None
+    scale: int | None = None
+    external_id: bool = False
+
+    def summary(self) -> str:
+        """How an admin would describe the field in Setup, e.g. ``Number(18, 1)``."""
+        if self.precision is not None:
+            return f"{self.metadata_type}({self.precision}, {self.scale or 0})"
+        if self.length is not None:
+            suffix = ", External ID, Unique" if self.external_id else ""
+            return f"{self.metadata_type}({self.length}){suffix}"
+        return self.metadata_type
+
+
+def field_specs(obj: ObjectMapping) -> list[FieldSpec]:
+    """The fields ``obj`` needs in Salesforce: the external id first, then every mapped column."""
+    target = obj.target("salesforce")
+    if target is None:
+        return []
+    specs = [
+        FieldSpec(
+            sobject=target.object,
+            name=target.id_field,
+            label=target.id_label,
+            description=f"leadscore's {obj.key_column}; the key every sync upserts by.",
+            logical_type="id",
+            metadata_type="Text",
+            describe_type="string",
+            length=80,
+            external_id=True,
+        )
+    ]
+    for field, name in obj.fields_for("salesforce"):
+        metadata_type, describe_type, length, precision = _METADATA[field.type]
+        scale = (field.digits if field.digits is not None else 4) if field.type == "number" else None
+        specs.append(
+            FieldSpec(
+                sobject=target.object,
+                name=name,
+                label=field.label,
+                description=field.description,
+                logical_type=field.type,
+                metadata_type=metadata_type,
+                describe_type=describe_type,
+                length=length,
+                precision=precision,
+                scale=0 if field.type == "integer" else scale,
+            )
+        )
+    return specs
+
+
+def all_field_specs(mapping: SyncMapping) -> list[FieldSpec]:
+    return [spec for obj in mapping.for_destination("salesforce") for spec in field_specs(obj)]
+
+
+def describe_problems(specs: Sequence[FieldSpec], describe_fields: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Every way an object's describe falls short of the specs, one line each, naming the fix."""
+    by_name = {f["name"].lower(): f for f in describe_fields}
+    problems = []
+    for spec in specs:
+        found = by_name.get(spec.name.lower())
+        if found is None:
+            problems.append(f"missing field {spec.sobject}.{spec.name}: create it as {spec.summary()}")
+            continue
+        if found.get("type") not in COMPATIBLE_DESCRIBE_TYPES[spec.logical_type]:
+            problems.append(
+                f"field {spec.sobject}.{spec.name} has type {found.get('type')!r}; leadscore sends "
+                f"{spec.logical_type} values (expected {spec.summary()})"
+            )
+        if spec.external_id and not (found.get("externalId") or found.get("idLookup")):
+            problems.append(f"field {spec.sobject}.{spec.name} must be marked External ID to upsert by it")
+        if not (found.get("updateable") and found.get("createable")):
+            problems.append(
+                f"field {spec.sobject}.{spec.name} is not editable by the integration user: grant edit access "
+                f"(permission set {PERMISSION_SET})"
+            )
+    return problems
+
+
+def field_xml(spec: FieldSpec) -> str:
+    """A ``CustomField`` in Salesforce DX source format."""
+    lines = [
+        f"    <fullName>{escape(spec.name)}</fullName>",
+        f"    <label>{escape(spec.label[:40])}</label>",
+        f"    <description>{escape(spec.description)}</description>",
+        f"    <type>{spec.metadata_type}</type>",
+        f"    <externalId>{str(spec.external_id).lower()}</externalId>",
+    ]
+    if spec.metadata_type == "Checkbox":
+        lines.append("    <defaultValue>false</defaultValue>")
+    else:
+        lines.append("    <required>false</required>")
+    if spec.precision is not None:
+        lines += [f"    <precision>{spec.precision}</precision>", f"    <scale>{spec.scale or 0}</scale>"]
+    if spec.length is not None:
+        lines.append(f"    <length>{spec.length}</length>")
+    if spec.metadata_type == "LongTextArea":
+        lines.append("    <visibleLines>5</visibleLines>")
+    if spec.external_id:
+        lines += ["    <unique>true</unique>", "    <caseSensitive>false</caseSensitive>"]
+    return _xml_document("CustomField", lines)
+
+
+def permission_set_xml(specs: Sequence[FieldSpec]) -> str:
+    lines = [f"    <label>{PERMISSION_SET.replace('_', ' ')}</label>"]
+    lines.append("    <description>Lets the leadscore integration user read and edit its fields.</description>")
+    for spec in specs:
+        lines += [
+            "    <fieldPermissions>",
+            "        <editable>true</editable>",
+            f"        <field>{spec.sobject}.{spec.name}</field>",
+            "        <readable>true</readable>",
+            "    </fieldPermissions>",
+        ]
+    return _xml_document("PermissionSet", lines)
+
+
+def _xml_document(root: str, lines: list[str]) -> str:
+    head = f'<?xml version="1.0" encoding="UTF-8"?>\n<{root} xmlns="http://soap.sforce.com/2006/04/metadata">'
+    return "\n".join([head, *lines, f"</{root}>"]) + "\n"
+
+
+SFDX_PROJECT = """{
+  "packageDirectories": [{"path": "force-app", "default": true}],
+  "sourceApiVersion": "62.0"
+}
+"""
+
+
+def metadata_files(mapping: SyncMapping) -> dict[str, str]:
+    """Relative path -> content of the deployable project for ``mapping``."""
+    specs = all_field_specs(mapping)
+    base = "force-app/main/default"
+    files = {"sfdx-project.json": SFDX_PROJECT}
+    for spec in specs:
+        files[f"{base}/objects/{spec.sobject}/fields/{spec.name}.field-meta.xml"] = field_xml(spec)
+    files[f"{base}/permissionsets/{PERMISSION_SET}.permissionset-meta.xml"] = permission_set_xml(specs)
+    return files
+
+
+def write_metadata(mapping: SyncMapping, out_dir: Path) -> list[Path]:
+    written = []
+    for relative, content in metadata_files(mapping).items():
+        path = out_dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+        written.append(path)
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Write the Salesforce fields leadscore needs as DX source.")
+    parser.add_argument("--mapping", type=Path, default=None, help="mapping YAML (default: the shipped one)")
+    parser.add_argument("--out", type=Path, default=SHIPPED_DIR, help=f"output folder (default: {SHIPPED_DIR})")
+    args = parser.parse_args(argv)
+    for path in write_metadata(load_mapping(args.mapping), args.out):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

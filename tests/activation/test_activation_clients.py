@@ -1,0 +1,204 @@
+"""HubSpot and Salesforce clients against the sandbox: schema checks, auth, limits, token refresh."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import requests
+
+from activation.errors import AuthenticationError, ConfigurationError
+from activation.hubspot import HubSpotDestination
+from activation.mapping import SyncMapping
+from activation.salesforce import SalesforceCredentials, SalesforceDestination
+from activation.salesforce_schema import SHIPPED_DIR
+from activation.sandbox import SandboxHandle
+
+TOKEN = "pat-sandbox-0000-leadscore"
+
+
+def hubspot_properties(sandbox: SandboxHandle, object_type: str) -> dict[str, dict]:
+    response = requests.get(
+        f"{sandbox.url}/crm/v3/properties/{object_type}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
+    )
+    return {p["name"]: p for p in response.json()["results"]}
+
+
+def create_string_property(sandbox: SandboxHandle, name: str) -> None:
+    body = {"name": name, "label": "x", "type": "string", "fieldType": "text", "groupName": "contactinformation"}
+    url = f"{sandbox.url}/crm/v3/properties/contacts"
+    assert requests.post(url, json=body, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).status_code == 201
+
+
+# --- HubSpot ----------------------------------------------------------------------------------------------
+def test_hubspot_prepare_creates_group_and_properties_once(
+    sandbox: SandboxHandle, hubspot_client, mapping: SyncMapping
+) -> None:
+    client = hubspot_client(sandbox)
+    leads = mapping.object("leads")
+    client.prepare(leads)
+    props = hubspot_properties(sandbox, "contacts")
+    assert props["leadscore_lead_id"]["hasUniqueValue"] is True
+    assert props["leadscore_score"]["type"] == "number" and props["leadscore_score"]["groupName"] == "leadscore"
+    assert props["leadscore_reasons"]["fieldType"] == "textarea"
+    created = sandbox.admin.stats()["by_route"]["hubspot.properties.create"]
+    assert created == 1 + len(leads.fields)
+    hubspot_client(sandbox).prepare(leads)  # a second run finds everything and creates nothing
+    assert sandbox.admin.stats()["by_route"]["hubspot.properties.create"] == created
+
+
+def test_hubspot_refuses_a_mapped_property_of_the_wrong_type(
+    sandbox: SandboxHandle, hubspot_client, mapping: SyncMapping
+) -> None:
+    create_string_property(sandbox, "leadscore_score")  # an admin got there first
+    with pytest.raises(ConfigurationError, match=r"contacts\.leadscore_score has type 'string'.*expects type 'number'"):
+        hubspot_client(sandbox).prepare(mapping.object("leads"))
+    assert "leadscore_fit_score" not in hubspot_properties(sandbox, "contacts")  # refused before creating anything
+
+
+def test_hubspot_refuses_a_non_unique_id_property(sandbox: SandboxHandle, hubspot_client, mapping: SyncMapping) -> None:
+    create_string_property(sandbox, "leadscore_lead_id")  # an admin got there first
+    with pytest.raises(ConfigurationError, match="does not have unique values"):
+        hubspot_client(sandbox).prepare(mapping.object("leads"))
+
+
+def test_hubspot_bad_token_and_missing_scope(
+    start_sandbox: Callable[..., SandboxHandle], hubspot_client, mapping: SyncMapping
+) -> None:
+    sandbox = start_sandbox(hubspot_tokens={"pat-no-schema-scope": ("crm.objects.contacts.write",)})
+    with pytest.raises(AuthenticationError, match="401"):
+        hubspot_client(sandbox, token="pat-wrong-token").prepare(mapping.object("leads"))
+    with pytest.raises(AuthenticationError, match="scope"):
+        hubspot_client(sandbox, token="pat-no-schema-scope").prepare(mapping.object("leads"))
+
+
+def test_hubspot_paces_to_the_limit_the_server_announces(
+    start_sandbox: Callable[..., SandboxHandle], hubspot_client, mapping: SyncMapping
+) -> None:
+    sandbox = start_sandbox(hubspot_tier="starter")
+    client = hubspot_client(sandbox, tier="enterprise")
+    assert client.limiter.max_requests == 185
+    client.prepare(mapping.object("leads"))
+    assert client.limiter.max_requests == 95
+
+
+def test_hubspot_from_env_requires_a_token() -> None:
+    with pytest.raises(ConfigurationError, match="HUBSPOT_ACCESS_TOKEN"):
+        HubSpotDestination.from_env({})
+    client = HubSpotDestination.from_env({"HUBSPOT_ACCESS_TOKEN": "pat-x-123456", "HUBSPOT_TIER": "Professional"})
+    assert client.base_url == "https://api.hubapi.com" and client.limiter.max_requests == 185
+
+
+# --- Salesforce ------------------------------------------------------------------------------------------------
+def test_salesforce_prepare_names_every_missing_field(
+    start_sandbox: Callable[..., SandboxHandle], salesforce_client, mapping: SyncMapping
+) -> None:
+    sandbox = start_sandbox(salesforce_deploy_leadscore_fields=False)
+    client = salesforce_client(sandbox)
+    leads = mapping.object("leads")
+    with pytest.raises(ConfigurationError) as error:
+        client.prepare(leads)
+    message = str(error.value)
+    for _, name in leads.fields_for("salesforce"):
+        assert f"missing field Lead.{name}" in message
+    assert "missing field Lead.Leadscore_Lead_Id__c: create it as Text(80), External ID, Unique" in message
+    assert "Number(18, 1)" in message and str(SHIPPED_DIR) in message and "Leadscore_Integration" in message
+    # Once an admin deploys the fields, the same check passes.
+    fields = [{"name": "Leadscore_Lead_Id__c", "type": "string", "externalId": True}]
+    fields += [
+        {"name": n, "type": {"number": "double", "string": "string", "text": "textarea"}[f.type]}
+        for f, n in leads.fields_for("salesforce")
+    ]
+    sandbox.admin.add_salesforce_fields("Lead", fields)
+    client.prepare(leads)
+
+
+def test_salesforce_prepare_reports_wrong_types_and_missing_external_id(
+    sandbox: SandboxHandle, salesforce_client, mapping: SyncMapping
+) -> None:
+    sandbox.admin.add_salesforce_fields(
+        "Lead",
+        [
+            {"name": "Leadscore_Lead_Id__c", "type": "string", "externalId": False},
+            {"name": "Leadscore_Score__c", "type": "string"},
+            {"name": "Leadscore_Tier__c", "type": "string", "updateable": False},
+        ],
+    )
+    with pytest.raises(ConfigurationError) as error:
+        salesforce_client(sandbox).prepare(mapping.object("leads"))
+    message = str(error.value)
+    assert "Lead.Leadscore_Lead_Id__c must be marked External ID" in message
+    assert "Lead.Leadscore_Score__c has type 'string'" in message
+    assert "Lead.Leadscore_Tier__c is not editable" in message
+
+
+def test_salesforce_bad_secret_is_an_authentication_error_without_the_secret(
+    sandbox: SandboxHandle, mapping: SyncMapping
+) -> None:
+    creds = SalesforceCredentials("sandbox-consumer-key", client_secret="definitely-wrong-secret")
+    client = SalesforceDestination.from_env(
+        {
+            "SALESFORCE_CLIENT_ID": "sandbox-consumer-key",
+            "SALESFORCE_CLIENT_SECRET": "definitely-wrong-secret",
+            "SALESFORCE_LOGIN_URL": sandbox.url,
+        }
+    )
+    with pytest.raises(AuthenticationError) as error:
+        client.prepare(mapping.object("leads"))
+    assert "invalid client credentials" in str(error.value)
+    assert "definitely-wrong-secret" not in str(error.value) and "definitely-wrong-secret" not in repr(creds)
+
+
+def test_salesforce_gets_a_new_token_once_when_the_session_expires(
+    sandbox: SandboxHandle, salesforce_client, mapping: SyncMapping
+) -> None:
+    client = salesforce_client(sandbox)
+    client.prepare(mapping.object("leads"))
+    sandbox.admin.expire_salesforce_tokens()
+    client.prepare(mapping.object("leads"))
+    assert client.stats.snapshot()["reauthentications"] == 1
+    assert sandbox.admin.stats()["by_route"]["salesforce.oauth.token"] == 2
+
+
+def test_salesforce_gives_up_when_a_new_token_is_refused_too(
+    start_sandbox: Callable[..., SandboxHandle], salesforce_client, mapping: SyncMapping
+) -> None:
+    client = salesforce_client(start_sandbox(salesforce_token_lifetime=0.0))
+    with pytest.raises(AuthenticationError):
+        client.prepare(mapping.object("leads"))
+    assert client.stats.snapshot()["reauthentications"] == 1
+
+
+def test_salesforce_jwt_flow_from_env(
+    tmp_path: Path, start_sandbox: Callable[..., SandboxHandle], mapping: SyncMapping
+) -> None:
+    pytest.importorskip("cryptography")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_file = tmp_path / "server.key"
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    sandbox = start_sandbox(salesforce_jwt_public_key_pem=public)
+    env = {
+        "SALESFORCE_LOGIN_URL": sandbox.url,
+        "SALESFORCE_CLIENT_ID": "sandbox-consumer-key",
+        "SALESFORCE_JWT_KEY_FILE": str(key_file),
+        "SALESFORCE_USERNAME": "integration@leadscore.example",
+    }
+    SalesforceDestination.from_env(env).prepare(mapping.object("leads"))
+
+
+def test_salesforce_from_env_explains_missing_credentials() -> None:
+    with pytest.raises(ConfigurationError, match="SALESFORCE_CLIENT_ID"):
+        SalesforceDestination.from_env({})
+    with pytest.raises(ConfigurationError, match=r"SALESFORCE_CLIENT_SECRET.*SALESFORCE_JWT_KEY_FILE"):
+        SalesforceDestination.from_env({"SALESFORCE_CLIENT_ID": "abc"})
