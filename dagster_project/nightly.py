@@ -35,10 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     job = defs.resolve_job_def("nightly")
     instance = DagsterInstance.get()
     print(f"running job 'nightly' for partition {partition} (warehouse {warehouse_path()})", flush=True)
-    run_config = {}
+    # INFO, not DEBUG: a person reads this output (every event is still in the instance for the UI).
+    run_config: dict = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     if needs_training_history(built_snapshots()):
         print("no training history yet: this run also rebuilds the weekly snapshots from the start of the data")
-        run_config = {"ops": {"dbt_daily_history": {"config": {"rebuild_training_history": True}}}}
+        run_config["ops"] = {"dbt_daily_history": {"config": {"rebuild_training_history": True}}}
     result = job.execute_in_process(
         instance=instance, partition_key=partition, run_config=run_config, raise_on_error=False
     )

@@ -1,3 +1,4 @@
+{{ config(meta={'dagster': {'ref': {'name': 'account_metrics'}}}) }}
 -- Business rule: ARR = 12 × MRR of the subscriptions active at the close of the last day of data,
 -- recomputed here straight from staging, independently of the metrics macro.
 with window_end as (select data_through + interval 1 day as cutoff from {{ ref('int_data_window') }}),

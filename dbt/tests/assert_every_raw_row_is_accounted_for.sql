@@ -1,3 +1,4 @@
+{{ config(meta={'dagster': {'ref': {'name': 'quarantine'}}}) }}
 -- Nothing is silently dropped: every raw contact is a lead, a merged duplicate or quarantined, and
 -- every raw event is in staging or quarantined.
 with counts as (

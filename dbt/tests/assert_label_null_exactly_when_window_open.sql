@@ -1,4 +1,4 @@
-{{ config(tags=['daily_history']) }}
+{{ config(tags=['daily_history'], meta={'dagster': {'ref': {'name': 'lead_features'}}}) }}
 -- The label is null exactly when its 90-day window is still open, and otherwise agrees with the
 -- lead's conversion time.
 select f.lead_id, f.as_of, f.converted_90d, l.converted_at, w.data_through

@@ -1,4 +1,4 @@
-{{ config(tags=['daily_history']) }}
+{{ config(tags=['daily_history'], meta={'dagster': {'ref': {'name': 'lead_features'}}}) }}
 -- No feature row uses anything at or after its cutoff (the close of as_of): recompute window counts
 -- from the raw event timestamps - happened AND loaded before the cutoff - and compare. This uses the
 -- events themselves, not int_lead_daily_activity, so a leak anywhere in the feature path shows up
