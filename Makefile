@@ -56,6 +56,7 @@ docs: install
 
 bench: install
 	$(UV) run python -m ml.sources.bench
+	$(UV) run python -m ml.bench
 	$(UV) run python -m activation.bench
 
 lint: install

@@ -36,6 +36,15 @@ def run_dbt(
     return result
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_mlflow(tmp_path_factory):
+    """Nothing a test runs may touch data/: MLflow tracking goes to a temp store for the session."""
+    root = tmp_path_factory.mktemp("mlflow")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        yield root
+
+
 @pytest.fixture(scope="session")
 def tiny_raw_warehouse(tmp_path_factory) -> Path:
     """A warehouse file with only the tiny synthetic raw data (copied by tests that modify it)."""

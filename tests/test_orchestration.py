@@ -47,17 +47,24 @@ def test_definitions_snapshot():
     assert groups["marts"] == {"account_metrics", "account_metrics_daily", "lead_features"}
     assert {"stg_contacts", "stg_marketing_events", "quarantine"} <= groups["staging"]
     assert {"int_leads", "int_lead_daily_activity", "int_data_window"} <= groups["intermediate"]
-    assert set(groups) == {"sources", "staging", "intermediate", "marts"}
+    assert groups["ml"] == {"lead_scoring_model", "lead_scores"}
+    assert set(groups) == {"sources", "staging", "intermediate", "marts", "ml"}
 
     partitioned = {k for k in graph.get_all_asset_keys() if graph.get(k).partitions_def is not None}
-    assert partitioned == set(HISTORY_KEYS)
-    for key in HISTORY_KEYS:
+    assert partitioned == {*HISTORY_KEYS, AssetKey("lead_scores")}
+    for key in partitioned:
         assert graph.get(key).backfill_policy == BackfillPolicy.single_run()
     assert len(graph.asset_check_keys) > 50, "dbt tests surface as asset checks"
 
-    # every asset that writes the warehouse shares the one pool
-    pools = {node.pool for node in (a.op for a in defs.assets)}
-    assert pools == {"warehouse"}
+    # every asset that writes the warehouse shares the one pool (the model only reads it)
+    pools = {a.op.name: a.op.pool for a in defs.assets}
+    assert pools == {
+        "raw_sources": "warehouse",
+        "dbt_warehouse": "warehouse",
+        "dbt_daily_history": "warehouse",
+        "lead_scores": "warehouse",
+        "lead_scoring_model": None,
+    }
 
     assert defs.resolve_job_def("nightly") is not None
     schedule = defs.resolve_schedule_def("nightly_schedule")

@@ -30,6 +30,14 @@ def warehouse_summary(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
         summary["lead_features_label_rate_90d"] = scalar(
             con, "SELECT round(avg(converted_90d), 4) FROM main.lead_features"
         )
+    if table_exists(con, "main", "lead_scores"):
+        latest, scored, version = con.execute(
+            "SELECT as_of, count(*), any_value(model_version) FROM main.lead_scores "
+            "WHERE as_of = (SELECT max(as_of) FROM main.lead_scores) GROUP BY as_of"
+        ).fetchall()[0]
+        summary["lead_scores_latest_day"] = str(latest)
+        summary["leads_scored"] = scored
+        summary["model_version"] = version
     if table_exists(con, "staging", "quarantine"):
         summary["quarantined_rows"] = scalar(con, "SELECT count(*) FROM staging.quarantine")
     return summary

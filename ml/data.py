@@ -1,0 +1,86 @@
+"""Reading what the models need from the warehouse, always through a read-only connection.
+
+Readers never hold DuckDB's write lock, so training can run while nothing else writes, and every
+result is fully fetched (``.df()``/``fetchall()``) as DuckDB 2 requires.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ml import warehouse
+from ml.features import CONSENT, FEATURE_NAMES, ID_COLUMNS, LABEL
+from ml.sources.synthetic import oracle_probability
+
+COLUMNS = (*ID_COLUMNS, *FEATURE_NAMES, CONSENT, LABEL)
+SCORE_HISTORY_COLUMNS = ("lead_id", "as_of", "score", "feature_hash", "reasons", "model_version")
+
+
+def _select() -> str:
+    return ", ".join(COLUMNS)
+
+
+def load_labelled(path: Path | None = None) -> pd.DataFrame:
+    """Every ``main.lead_features`` row whose label is known."""
+    with warehouse.connect(read_only=True, path=path) as con:
+        return con.execute(f"SELECT {_select()} FROM main.lead_features WHERE {LABEL} IS NOT NULL").df()
+
+
+def latest_as_of(path: Path | None = None) -> dt.date | None:
+    with warehouse.connect(read_only=True, path=path) as con:
+        value = warehouse.scalar(con, "SELECT max(as_of) FROM main.lead_features")
+    return pd.Timestamp(value).date() if value is not None else None
+
+
+def load_scoring_rows(as_of: dt.date, path: Path | None = None) -> pd.DataFrame:
+    """The rows to score for ``as_of``: open leads (every lead_features row is one) with marketing consent."""
+    with warehouse.connect(read_only=True, path=path) as con:
+        return con.execute(
+            f"SELECT {_select()} FROM main.lead_features WHERE as_of = ? AND {CONSENT} ORDER BY lead_id", [as_of]
+        ).df()
+
+
+def load_previous_scores(as_of: dt.date, path: Path | None = None, lookback_days: int = 14) -> pd.DataFrame | None:
+    """``main.lead_scores`` rows of the ``lookback_days`` before ``as_of`` (None when the table does not
+    exist yet): enough for ``score_change_7d`` and for reusing reasons of unchanged leads."""
+    with warehouse.connect(read_only=True, path=path) as con:
+        if not warehouse.table_exists(con, "main", "lead_scores"):
+            return None
+        available = {row[0] for row in con.execute("DESCRIBE main.lead_scores").fetchall()}
+        columns = [c for c in SCORE_HISTORY_COLUMNS if c in available]
+        return con.execute(
+            f"SELECT {', '.join(columns)} FROM main.lead_scores WHERE as_of < ? AND as_of >= ?",
+            [as_of, as_of - dt.timedelta(days=lookback_days)],
+        ).df()
+
+
+def oracle_probabilities(rows: pd.DataFrame, path: Path | None = None, horizon_days: float = 90.0) -> np.ndarray | None:
+    """The synthetic generator's true P(convert within 90 days) for each (lead_id, as_of) row, or None
+    when the warehouse has no ``oracle`` schema (real data). A row describes the close of ``as_of``,
+    so the oracle is asked at ``as_of + 1 day``; all times are converted to days since the epoch."""
+    with warehouse.connect(read_only=True, path=path) as con:
+        if not warehouse.table_exists(con, "oracle", "lead_truth"):
+            return None
+        truth = con.execute(
+            "SELECT contact_id AS lead_id, p_convert, evaluation_start, conversion_delay_min_days, "
+            "conversion_delay_max_days FROM oracle.lead_truth"
+        ).df()
+    merged = rows[["lead_id", "as_of"]].merge(truth, on="lead_id", how="left")
+    if merged["p_convert"].isna().any():
+        return None
+    day = pd.Timedelta(days=1)
+    epoch = pd.Timestamp("1970-01-01")
+    as_of_close = (pd.to_datetime(merged["as_of"]) + day - epoch) / day
+    evaluation_start = (pd.to_datetime(merged["evaluation_start"]) - epoch) / day
+    return oracle_probability(
+        merged["p_convert"].to_numpy(dtype=float),
+        evaluation_start.to_numpy(dtype=float),
+        as_of_close.to_numpy(dtype=float),
+        float(merged["conversion_delay_min_days"].iloc[0]),
+        float(merged["conversion_delay_max_days"].iloc[0]),
+        horizon_days,
+    )

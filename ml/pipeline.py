@@ -1,0 +1,245 @@
+"""The nightly training run, end to end, as one function an orchestrator can call.
+
+``train_and_register``: labelled rows → time/account split → minimum-data rule (skip, keep the
+champion) → Optuna + LightGBM → evaluation against baselines and the oracle on the test window →
+MLflow run + registered version (alias ``challenger``) → gate against the champion on the same
+window → alias ``champion`` moved or not. Returns a :class:`TrainingOutcome`; never raises for "not
+enough data".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ml import data as data_lib
+from ml.bundle import ModelBundle
+from ml.evaluate import (
+    bootstrap_auc,
+    conversion_by_tier,
+    logistic_baseline,
+    plot_all,
+    probability_metrics,
+    ranking_metrics,
+    rules_score,
+)
+from ml.features import LABEL
+from ml.registry import (
+    CHAMPION,
+    GateConfig,
+    GateDecision,
+    MlflowSettings,
+    RegisteredVersion,
+    gate,
+    load_alias,
+    log_and_register,
+    record_gate,
+)
+from ml.split import Split, SplitConfig, check_minimum_data, time_split
+from ml.train import TrainConfig, TrainedModel, train_model
+
+log = logging.getLogger(__name__)
+
+
+def model_metrics(bundle: ModelBundle, test: pd.DataFrame, seed: int = 7, prefix: str = "") -> dict[str, float]:
+    """The model's figures on ``test``: ranking, probability quality, bootstrap CI, conversion by tier."""
+    y = test[LABEL].to_numpy(dtype=int)
+    predicted = bundle.predict(test)
+    p = predicted["score"].to_numpy() / 100.0
+    metrics = {**ranking_metrics(y, p, prefix), **probability_metrics(y, p, prefix)}
+    lo, hi = bootstrap_auc(y, p, test["account_id"].to_numpy(), seed=seed)
+    metrics[f"{prefix}roc_auc_ci_low"], metrics[f"{prefix}roc_auc_ci_high"] = lo, hi
+    metrics.update({f"{prefix}{k}": v for k, v in conversion_by_tier(y, predicted["tier"].to_numpy()).items()})
+    for axis in ("fit_score", "engagement_score"):
+        metrics.update(ranking_metrics(y, predicted[axis].to_numpy(), f"{prefix}{axis}_"))
+    return metrics
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, float]
+    plots: list[Path] = field(default_factory=list)
+
+
+def evaluate(
+    trained: TrainedModel, split: Split, warehouse_path: Path | None, plots_dir: Path | None, seed: int = 7
+) -> Evaluation:
+    """Model vs logistic regression vs points rules vs oracle (where known) on the test window."""
+    test = split.test
+    y = test[LABEL].to_numpy(dtype=int)
+    metrics = model_metrics(trained.bundle, test, seed)
+    logistic = logistic_baseline(split.train, test)
+    rules = rules_score(test)
+    metrics.update(ranking_metrics(y, logistic, "baseline_logistic_"))
+    metrics.update(probability_metrics(y, logistic, "baseline_logistic_"))
+    metrics.update(ranking_metrics(y, rules, "baseline_rules_"))
+    curves = {"model": trained.bundle.probability(test), "logistic": logistic, "rules": rules}
+    oracle = data_lib.oracle_probabilities(test, warehouse_path) if warehouse_path else None
+    if oracle is not None:
+        metrics.update(ranking_metrics(y, oracle, "oracle_"))
+        metrics.update(probability_metrics(y, oracle, "oracle_"))
+        curves["oracle"] = oracle
+    plots = []
+    if plots_dir is not None and 0 < y.sum() < len(y):
+        plots = plot_all(y, curves, curves["model"], trained.importance, plots_dir)
+    return Evaluation(metrics, plots)
+
+
+@dataclass
+class TrainingOutcome:
+    status: str  # "skipped", "promoted" or "kept_champion"
+    message: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    split: dict[str, object] = field(default_factory=dict)
+    version: str | None = None
+    run_id: str | None = None
+    champion_version: str | None = None  # the champion after this run
+    decision: GateDecision | None = None
+    seconds: float = 0.0
+
+    @property
+    def skipped(self) -> bool:
+        return self.status == "skipped"
+
+    def metadata(self) -> dict[str, object]:
+        """What a person wants to see on the materialization: outcome, version, headline figures."""
+        keys = (
+            "roc_auc",
+            "roc_auc_ci_low",
+            "roc_auc_ci_high",
+            "pr_auc",
+            "brier",
+            "ece",
+            "lift_top10",
+            "capture_top10",
+            "baseline_logistic_roc_auc",
+            "baseline_rules_roc_auc",
+            "oracle_roc_auc",
+        )
+        out: dict[str, object] = {"status": self.status, "message": self.message}
+        if self.version:
+            out["model_version"] = f"lead_scoring/{self.version}"
+        if self.champion_version:
+            out["champion_version"] = f"lead_scoring/{self.champion_version}"
+        out.update({k: round(self.metrics[k], 4) for k in keys if k in self.metrics})
+        out.update(
+            {
+                k: self.split[k]
+                for k in ("train_rows", "train_leads", "train_positives", "test_rows", "test_end")
+                if k in self.split
+            }
+        )
+        return out
+
+
+def train_and_register(
+    warehouse_path: Path | None = None,
+    split_config: SplitConfig | None = None,
+    train_config: TrainConfig | None = None,
+    gate_config: GateConfig | None = None,
+    settings: MlflowSettings | None = None,
+    labelled: pd.DataFrame | None = None,
+) -> TrainingOutcome:
+    """Train, evaluate, register a challenger and gate it. ``labelled`` overrides reading the warehouse
+    (tests); ``warehouse_path`` is still used for the oracle when given."""
+    started = time.perf_counter()
+    split_config, train_config = split_config or SplitConfig(), train_config or TrainConfig()
+    gate_config = gate_config or GateConfig()
+    settings = settings or MlflowSettings.from_env()
+    if labelled is None:
+        labelled = data_lib.load_labelled(warehouse_path)
+    if labelled[LABEL].notna().sum() == 0:
+        return TrainingOutcome("skipped", "skipped: no labelled rows in lead_features yet (the champion stays)")
+    split = time_split(labelled, split_config)
+    summary = split.summary()
+    log.info("split: %s (rows dropped for account overlap: %s)", summary, split.dropped_overlap)
+    check = check_minimum_data(split.train, split_config)
+    if not check.ok:
+        log.warning(check.message)
+        return TrainingOutcome("skipped", check.message, split=summary)
+    if split.valid[LABEL].sum() == 0 or split.calib[LABEL].sum() == 0 or split.test[LABEL].sum() == 0:
+        message = "skipped: a validation, calibration or test window has no conversion (the champion stays)"
+        return TrainingOutcome("skipped", message, split=summary)
+
+    trained = train_model(split, train_config)
+    with tempfile.TemporaryDirectory(prefix="leadscore-train-") as tmp:
+        work = Path(tmp)
+        evaluation = evaluate(trained, split, warehouse_path, work / "plots", train_config.seed)
+        metrics = {
+            **evaluation.metrics,
+            "train_seconds": trained.seconds,
+            "tuning_seconds": trained.tuning.seconds,
+            "optuna_trials": trained.tuning.n_trials,
+            "optuna_pruned": trained.tuning.n_pruned,
+            "optuna_best_valid_logloss": trained.tuning.best_value,
+        }
+        params = {
+            **{f"split.{k}": v for k, v in dataclasses.asdict(split_config).items()},
+            **train_config.as_params(),
+            **{f"lgbm.{k}": v for k, v in trained.bundle.params.items()},
+            **{f"data.{k}": v for k, v in summary.items()},
+            **{f"data.dropped_overlap_{k}": v for k, v in split.dropped_overlap.items()},
+            "optuna.study": trained.tuning.study_name,
+            "calibration": "platt",
+            "tier_thresholds": list(trained.bundle.tier_thresholds),
+        }
+        registered = log_and_register(
+            trained.bundle,
+            split.test,
+            params,
+            metrics,
+            work / "plots",
+            settings,
+            work,
+            run_name=f"train through {summary['test_end']}",
+        )
+        log.info("registered lead_scoring/%s (run %s)", registered.version, registered.run_id)
+
+    decision = _gate_against_champion(trained.bundle, split, registered, gate_config, settings, train_config.seed)
+    record_gate(decision, registered, settings)
+    champion = registered.version if decision.promote else decision.champion_version
+    status = "promoted" if decision.promote else "kept_champion"
+    log.info("gate: %s", decision.reason)
+    return TrainingOutcome(
+        status,
+        decision.reason,
+        metrics,
+        summary,
+        registered.version,
+        registered.run_id,
+        champion,
+        decision,
+        time.perf_counter() - started,
+    )
+
+
+def _gate_against_champion(
+    bundle: ModelBundle,
+    split: Split,
+    registered: RegisteredVersion,
+    config: GateConfig,
+    settings: MlflowSettings,
+    seed: int,
+) -> GateDecision:
+    mine = model_metrics(bundle, split.test, seed)
+    champion = load_alias(settings, CHAMPION)
+    if champion is None or champion.version == registered.version:
+        return gate(mine, None, config)
+    try:
+        theirs = model_metrics(champion.bundle, split.test, seed)
+    except Exception as error:  # a champion that cannot score today's rows cannot defend its title
+        log.exception("champion %s could not score the test window", champion.label)
+        return GateDecision(
+            True,
+            f"promoted: champion {champion.label} failed on the test window ({error})",
+            mine,
+            None,
+            champion.version,
+        )
+    return dataclasses.replace(gate(mine, theirs, config), champion_version=champion.version)

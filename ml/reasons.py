@@ -1,0 +1,235 @@
+"""Per-lead reasons in words a rep understands, from LightGBM's own contributions (``pred_contrib``).
+
+A lead's log-odds is ``bias + Σ contribution(feature)``. Features that say the same thing to a rep
+(the three pricing-page features, the company's industry/size/revenue/age, ...) are summed into one
+*factor* (``Feature.factor`` in ml/features.py), so three reasons never repeat "pricing". The top
+three factors pushing the score up and the top three pushing it down are phrased from the lead's
+actual values ("3 pricing-page visits in the last 7 days", "VP in engineering").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ml.features import BY_NAME, FEATURE_NAMES
+
+FACTORS: tuple[str, ...] = tuple(dict.fromkeys(BY_NAME[name].factor for name in FEATURE_NAMES))
+TOP = 3
+
+
+@dataclass(frozen=True)
+class Reason:
+    factor: str
+    impact: float  # summed log-odds contribution of the factor's features
+    text: str
+
+    def formatted(self) -> str:
+        return f"{'+' if self.impact > 0 else '-'} {self.text}"
+
+
+def factor_matrix(columns: tuple[str, ...] = FEATURE_NAMES) -> np.ndarray:
+    """(features × factors) 0/1 matrix: contributions @ matrix = contribution per factor."""
+    matrix = np.zeros((len(columns), len(FACTORS)))
+    for j, name in enumerate(columns):
+        matrix[j, FACTORS.index(BY_NAME[name].factor)] = 1.0
+    return matrix
+
+
+def factor_contributions(contrib: np.ndarray, columns: tuple[str, ...] = FEATURE_NAMES) -> np.ndarray:
+    """Per-factor log-odds contributions from ``pred_contrib`` output (last column, the bias, dropped)."""
+    return contrib[:, : len(columns)] @ factor_matrix(columns)
+
+
+# -- phrasing -----------------------------------------------------------------------------------
+def _n(value) -> int:
+    try:
+        return 0 if value is None or (isinstance(value, float) and math.isnan(value)) else round(float(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _s(value) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    return str(value)
+
+
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (plural or word + 's')}"
+
+
+SENIORITY = {
+    "c_level": "C-level executive",
+    "vp": "VP",
+    "director": "Director",
+    "manager": "Manager",
+    "individual_contributor": "Individual contributor",
+    "intern": "Intern",
+}
+
+
+def _persona(r: dict) -> str:
+    seniority, department = _s(r["seniority"]), _s(r["department"])
+    who = SENIORITY.get(seniority or "")
+    dept = department if department and department not in ("unknown", "other", "executive") else None
+    if not who and not dept:
+        return "No usable job title on record"
+    if who and dept:
+        return f"{who} in {dept.replace('_', ' ')}"
+    return who or f"Works in {dept}"
+
+
+def _company(r: dict) -> str:
+    size, industry, revenue = _s(r["employee_band"]), _s(r["industry"]), _s(r["revenue_band"])
+    parts = ["A"]
+    if size:
+        parts.append(f"{size} employee")
+    parts.append(f"{industry.replace('_', ' ')} company" if industry else "company of unknown industry")
+    text = " ".join(parts)
+    return f"{text} (revenue {revenue})" if revenue else text
+
+
+def _pricing(r: dict) -> str:
+    week, month = _n(r["pricing_views_7d"]), _n(r["pricing_views_30d"])
+    if week:
+        return f"{_plural(week, 'pricing-page visit')} in the last 7 days"
+    if month:
+        return f"{_plural(month, 'pricing-page visit')} in the last 30 days"
+    return "No pricing-page visits in the last 30 days"
+
+
+def _web(r: dict) -> str:
+    month, quarter = _n(r["page_views_30d"]), _n(r["page_views_90d"])
+    if month:
+        return f"{_plural(month, 'page view')} on the website in the last 30 days"
+    if quarter:
+        return f"{_plural(quarter, 'page view')} in the last 90 days, none in the last 30"
+    return "No website visits in the last 90 days"
+
+
+def _case_studies(r: dict) -> str:
+    weight = float(r["case_study_views_decayed"] or 0.0)
+    if weight >= 0.5:
+        return "Read customer case studies recently"
+    if weight > 0:
+        return "Looked at a case study in the last few months"
+    return "No case-study reading in the last 90 days"
+
+
+def _demo(r: dict) -> str:
+    n = _n(r["demo_requests_90d"])
+    if n == 1:
+        return "Requested a demo in the last 90 days"
+    if n:
+        return f"{n} demo requests in the last 90 days"
+    return "No demo request in the last 90 days"
+
+
+def _email(r: dict) -> str:
+    sends, opens, clicks = _n(r["email_sends_30d"]), _n(r["email_opens_30d"]), _n(r["email_clicks_30d"])
+    if clicks:
+        return f"Clicked {_plural(clicks, 'marketing email')} in the last 30 days"
+    if opens:
+        return f"Opened {_plural(opens, 'marketing email')} in the last 30 days"
+    if sends:
+        return f"Opened none of {_plural(sends, 'marketing email')} in the last 30 days"
+    return "No marketing email in the last 30 days"
+
+
+def _webinars(r: dict) -> str:
+    n = _n(r["webinars_90d"])
+    return f"Attended {_plural(n, 'webinar')} in the last 90 days" if n else "No webinar in the last 90 days"
+
+
+def _recency(r: dict) -> str:
+    days = r["days_since_last_touch"]
+    week = _n(r["touches_7d"])
+    velocity = float(r["engagement_velocity"] or 1.0)
+    if week:
+        trend = ", speeding up" if velocity > 1.2 else ", slowing down" if velocity < 0.8 else ""
+        return f"{_plural(week, 'interaction')} in the last 7 days{trend}"
+    if _s(days) is None:
+        return "No activity in the last 90 days"
+    return f"Last active {_plural(_n(days), 'day')} ago"
+
+
+def _account_status(r: dict) -> str:
+    status, plan, arr = _s(r["account_customer_status"]), _s(r["account_plan"]), _n(r["account_arr"])
+    if status == "customer":
+        return f"Account is a paying customer ({plan} plan, ARR ${arr:,})" if plan else "Account is a paying customer"
+    if status == "trial":
+        return "Account is on a product trial"
+    if status == "churned":
+        return "Account is a former customer (churned)"
+    return "Account has never bought or trialled"
+
+
+def _product(r: dict) -> str:
+    users, active, new = _n(r["account_users_total"]), _n(r["account_active_users_7d"]), _n(r["account_users_new_30d"])
+    if not users:
+        return "Nobody at the account uses the product"
+    text = f"{active} of {_plural(users, 'product user')} at the account active in the last 7 days"
+    return f"{text}, {new} invited in the last 30" if new else text
+
+
+def _account_buzz(r: dict) -> str:
+    n = _n(r["account_marketing_touches_30d"])
+    if n:
+        return f"{_plural(n, 'marketing interaction')} from the account's people in the last 30 days"
+    return "No marketing interactions from the account's people in the last 30 days"
+
+
+def _country(r: dict) -> str:
+    country = _s(r["country"])
+    return f"Based in {country}" if country else "Country unknown"
+
+
+def _channel(r: dict) -> str:
+    source, campaign = _s(r["lead_source"]), _s(r["utm_campaign"])
+    text = f"Came in via {source.replace('_', ' ')}" if source else "Unknown acquisition channel"
+    return f"{text} (campaign {campaign})" if campaign else text
+
+
+def _lead_age(r: dict) -> str:
+    return f"Lead created {_plural(_n(r['lead_age_days']), 'day')} ago"
+
+
+PHRASES: dict[str, Callable[[dict], str]] = {
+    "company": _company,
+    "country": _country,
+    "persona": _persona,
+    "channel": _channel,
+    "lead_age": _lead_age,
+    "web": _web,
+    "pricing": _pricing,
+    "case_studies": _case_studies,
+    "demo": _demo,
+    "email": _email,
+    "webinars": _webinars,
+    "recency": _recency,
+    "account_status": _account_status,
+    "product": _product,
+    "account_buzz": _account_buzz,
+}
+assert set(PHRASES) == set(FACTORS), set(FACTORS) ^ set(PHRASES)
+
+
+def explain(frame: pd.DataFrame, contrib: np.ndarray, top: int = TOP) -> list[list[Reason]]:
+    """For each row of ``frame`` (the features) and its ``pred_contrib`` row: the ``top`` factors with the
+    largest positive contribution (largest first), then the ``top`` most negative (most negative first).
+    Factors contributing exactly zero are never reasons."""
+    by_factor = factor_contributions(contrib)
+    records = frame[list(FEATURE_NAMES)].astype(object).to_dict("records")
+    out: list[list[Reason]] = []
+    for i, row in enumerate(records):
+        values = by_factor[i]
+        order = np.argsort(-values, kind="stable")
+        positive = [j for j in order[:top] if values[j] > 0]
+        negative = [j for j in order[::-1][:top] if values[j] < 0]
+        out.append([Reason(FACTORS[j], float(values[j]), PHRASES[FACTORS[j]](row)) for j in positive + negative])
+    return out

@@ -1,0 +1,91 @@
+"""Scoring: consent filter, reasons that agree with pred_contrib, reuse of unchanged reasons, 7-day change."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ml.features import feature_hash
+from ml.reasons import FACTORS, explain, factor_contributions
+from ml.scoring import score_leads, write_scores
+
+
+def test_reasons_agree_with_the_contributions_they_come_from(split, trained):
+    rows = split.test.head(200)
+    contrib = trained.bundle.contributions(rows)
+    # pred_contrib adds up to the raw margin: the explanation is of the very score we publish.
+    np.testing.assert_allclose(contrib.sum(axis=1), trained.bundle.margin(rows), rtol=1e-6, atol=1e-6)
+    by_factor = factor_contributions(contrib)
+    explained = explain(rows, contrib)
+    checked = 0
+    for i, reasons in enumerate(explained):
+        positive = [r for r in reasons if r.impact > 0]
+        negative = [r for r in reasons if r.impact < 0]
+        assert reasons == positive + negative and len(positive) <= 3 and len(negative) <= 3
+        assert [r.impact for r in positive] == sorted((r.impact for r in positive), reverse=True)
+        assert [r.impact for r in negative] == sorted(r.impact for r in negative)
+        values = by_factor[i]
+        # Each reason's impact is exactly its factor's summed contribution, and nothing stronger was left out.
+        for r in reasons:
+            assert r.impact == values[FACTORS.index(r.factor)]
+        expected_top = sorted((v for v in values if v > 0), reverse=True)[:3]
+        assert [r.impact for r in positive] == expected_top
+        expected_bottom = sorted(v for v in values if v < 0)[:3]
+        assert [r.impact for r in negative] == expected_bottom
+        assert all(r.formatted().startswith("+ " if r.impact > 0 else "- ") and r.text for r in reasons)
+        checked += bool(reasons)
+    assert checked > 150
+
+
+def test_pricing_reason_is_in_words():
+    from ml.reasons import PHRASES
+
+    row = {"pricing_views_7d": 3.0, "pricing_views_30d": 5.0}
+    assert PHRASES["pricing"](row) == "3 pricing-page visits in the last 7 days"
+    persona = {"seniority": "vp", "department": "engineering"}
+    assert PHRASES["persona"](persona) == "VP in engineering"
+    company = {"employee_band": "201-1000", "industry": "software", "revenue_band": None}
+    assert PHRASES["company"](company) == "A 201-1000 employee software company"
+
+
+def test_scoring_reuses_reasons_of_unchanged_leads_and_reports_the_7_day_change(split, trained, tmp_path):
+    day = split.test["as_of"].max()
+    rows = split.test[split.test["as_of"] == day].copy()
+    rows.loc[rows.index[:5], "has_marketing_consent"] = False
+    consented = rows["has_marketing_consent"]
+    rows = pd.concat([rows[consented], rows[~consented]])  # consented first: index 10 below is scored
+    version = "lead_scoring/1"
+    first, stats = score_leads(rows, trained.bundle, version)
+    assert (
+        len(first) == consented.sum() < len(rows) and stats.reasons_computed == len(first) and stats.reasons_reused == 0
+    )
+    assert first["score_change_7d"].isna().all() and stats.drift is not None
+
+    # A week later: same features for everyone but one lead, whose pricing visits jump.
+    later = rows.assign(as_of=day + pd.Timedelta(days=7))
+    changed = later.index[10]
+    later.loc[changed, ["pricing_views_7d", "pricing_views_30d", "pricing_views_decayed"]] = [6, 9, 5.0]
+    previous = first.assign(reasons=[["stored reason"] for _ in range(len(first))])
+    second, stats = score_leads(later, trained.bundle, version, previous)
+    assert stats.reasons_computed == 1 and stats.reasons_reused == len(second) - 1
+    changed_lead = rows.loc[changed, "lead_id"]
+    row = second.set_index("lead_id").loc[changed_lead]
+    assert row["reasons"] != ["stored reason"]
+    assert (second.loc[second["lead_id"] != changed_lead, "reasons"].map(tuple) == ("stored reason",)).all()
+    before = first.set_index("lead_id")["score"]
+    np.testing.assert_allclose(
+        second.set_index("lead_id")["score_change_7d"], second.set_index("lead_id")["score"] - before
+    )
+
+    # A new model version recomputes everyone's reasons.
+    _, stats = score_leads(later, trained.bundle, "lead_scoring/2", previous)
+    assert stats.reasons_computed == len(second)
+    assert (feature_hash(rows, "a") != feature_hash(rows, "b")).all()
+
+    # Writing is idempotent per as_of and keeps reasons as a list.
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        assert write_scores(con, second, (day + pd.Timedelta(days=7)).date()) == len(second)
+        assert write_scores(con, second, (day + pd.Timedelta(days=7)).date()) == len(second)
+        stored = con.execute("SELECT reasons FROM main.lead_scores ORDER BY lead_id LIMIT 1").fetchall()[0][0]
+        assert isinstance(stored, list) and stored

@@ -1,0 +1,38 @@
+"""Tuning and training: same data + seed ⇒ same model; an interrupted study resumes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ml.bundle import ModelBundle
+from ml.train import train_model
+
+
+def test_same_seed_same_model_and_the_study_resumes(split, trained, train_config_factory, tmp_path):
+    again = train_model(split, train_config_factory(tmp_path / "fresh"))
+    assert again.tuning.best_params == trained.tuning.best_params
+    first, second = trained.bundle.predict(split.test), again.bundle.predict(split.test)
+    np.testing.assert_array_equal(first["score"].to_numpy(), second["score"].to_numpy())
+    np.testing.assert_array_equal(first["tier"].to_numpy(), second["tier"].to_numpy())
+
+    # Same study directory: the study is loaded, nothing is owed, the model is the same.
+    resumed = train_model(split, train_config_factory(tmp_path / "fresh"))
+    assert resumed.tuning.trials_this_run == 0 and resumed.tuning.n_trials == again.tuning.n_trials
+    assert (tmp_path / "fresh" / "studies.db").exists()
+    np.testing.assert_array_equal(resumed.bundle.predict(split.test)["score"].to_numpy(), first["score"].to_numpy())
+    # A bigger budget on the same study runs only the missing trials.
+    more = train_model(split, train_config_factory(tmp_path / "fresh", n_trials=4))
+    assert more.tuning.trials_this_run == 1 and more.tuning.n_trials == 4
+
+
+def test_scores_axes_and_tiers_are_well_formed(split, trained, tmp_path):
+    predicted = trained.bundle.predict(split.test)
+    assert predicted["score"].between(0, 100).all()
+    assert predicted["fit_score"].between(0, 100).all() and predicted["engagement_score"].between(0, 100).all()
+    assert set(predicted["tier"]) <= {f"{letter}{digit}" for letter in "ABCD" for digit in "1234"}
+    a = predicted["fit_score"] >= 75
+    assert (predicted.loc[a, "tier"].str[0] == "A").all() and (predicted.loc[~a, "tier"].str[0] != "A").all()
+    # The bundle's files reload to the same predictions.
+    reloaded = ModelBundle.load(trained.bundle.save(tmp_path / "bundle"))
+    np.testing.assert_allclose(reloaded.predict(split.test)["score"], predicted["score"])
+    assert reloaded.categories == trained.bundle.categories
