@@ -50,7 +50,7 @@ def lead_scoring_model(context: AssetExecutionContext, warehouse: WarehouseResou
     promote to ``champion`` only if it passes the gate; otherwise the champion stays."""
     path = Path(warehouse.path)
     outcome = train_and_register(warehouse_path=path, train_config=train_config_from_env(os.environ, path))
-    context.log.info(f"{outcome.status}: {outcome.message}")
+    context.log.info(outcome.message)
     # The gate check fails (as a warning) when a challenger was not promoted: the pipeline goes on
     # with the champion, and a person sees why in the check's metadata.
     gate = AssetCheckResult(

@@ -7,6 +7,7 @@ import os
 from dagster import Definitions, EnvVar
 from dagster_dbt import DbtCliResource
 
+from dagster_project.assets_activation import hubspot_sync, salesforce_sync
 from dagster_project.assets_dbt import PROJECT, dbt_daily_history, dbt_warehouse
 from dagster_project.assets_ml import lead_scores, lead_scoring_model
 from dagster_project.assets_sources import raw_sources
@@ -22,7 +23,15 @@ os.environ.setdefault(WAREHOUSE_ENV, str(warehouse_path()))
 def build_definitions(sources: SourcesResource) -> Definitions:
     """Everything, with one source of raw data (tests use a tiny synthetic one)."""
     return Definitions(
-        assets=[raw_sources, dbt_warehouse, dbt_daily_history, lead_scoring_model, lead_scores],
+        assets=[
+            raw_sources,
+            dbt_warehouse,
+            dbt_daily_history,
+            lead_scoring_model,
+            lead_scores,
+            hubspot_sync,
+            salesforce_sync,
+        ],
         jobs=[nightly_job],
         schedules=[nightly_schedule],
         resources={

@@ -13,6 +13,7 @@ import duckdb
 import pytest
 from dagster import AssetKey, BackfillPolicy, DagsterInstance, DefaultScheduleStatus
 
+from dagster_project.assets_activation import targets_latest_day
 from dagster_project.definitions import build_definitions, defs
 from dagster_project.partitions import (
     dbt_build_args,
@@ -48,7 +49,8 @@ def test_definitions_snapshot():
     assert {"stg_contacts", "stg_marketing_events", "quarantine"} <= groups["staging"]
     assert {"int_leads", "int_lead_daily_activity", "int_data_window"} <= groups["intermediate"]
     assert groups["ml"] == {"lead_scoring_model", "lead_scores"}
-    assert set(groups) == {"sources", "staging", "intermediate", "marts", "ml"}
+    assert groups["activation"] == {"hubspot_sync", "salesforce_sync"}
+    assert set(groups) == {"sources", "staging", "intermediate", "marts", "ml", "activation"}
 
     partitioned = {k for k in graph.get_all_asset_keys() if graph.get(k).partitions_def is not None}
     assert partitioned == {*HISTORY_KEYS, AssetKey("lead_scores")}
@@ -64,6 +66,8 @@ def test_definitions_snapshot():
         "dbt_daily_history": "warehouse",
         "lead_scores": "warehouse",
         "lead_scoring_model": None,
+        "hubspot_sync": "warehouse",
+        "salesforce_sync": "warehouse",
     }
 
     assert defs.resolve_job_def("nightly") is not None
@@ -93,6 +97,15 @@ def test_dbt_build_args():
         '{"a": "x", "b": 1}',
         "--full-refresh",
     ]
+
+
+def test_only_runs_that_reach_the_latest_day_sync():
+    latest = "2026-06-29"
+    assert targets_latest_day({}, latest), "an unpartitioned or nightly run"
+    assert targets_latest_day({"dagster/partition": latest}, latest)
+    assert not targets_latest_day({"dagster/partition": "2026-06-01"}, latest)
+    assert not targets_latest_day({"dagster/asset_partition_range_end": "2026-06-07"}, latest)
+    assert targets_latest_day({"dagster/asset_partition_range_end": latest}, latest)
 
 
 def test_training_history_rule():

@@ -79,7 +79,7 @@ def test_retry_after_is_honoured_by_every_worker(
 def test_hubspot_daily_limit_stops_cleanly_and_the_next_day_finishes(
     start_sandbox, hubspot_client, warehouse, leads_table, mapping, expected, crm_hubspot, matches
 ) -> None:
-    sandbox = start_sandbox(hubspot_daily_limit=15)  # 11 schema calls + 4 batches
+    sandbox = start_sandbox(hubspot_daily_limit=14)  # 10 schema calls + 4 batches
     leads_table(warehouse, 1000)
     client, leads = hubspot_client(sandbox), mapping.object("leads")
     report = sync_object(warehouse, client, leads, options=SyncOptions(workers=2))

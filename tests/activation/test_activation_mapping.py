@@ -31,7 +31,7 @@ def test_the_shipped_mapping_has_the_documented_defaults() -> None:
     leads, accounts = mapping.object("leads"), mapping.object("accounts")
     assert (leads.relation, leads.key_column, leads.latest_by) == ("lead_scores", "lead_id", "as_of")
     assert [f.column for f in leads.fields] == [
-        "score", "fit_score", "engagement_score", "tier", "reasons", "score_change_7d", "model_version",
+        "score", "fit_score", "engagement_score", "tier", "reasons", "score_change_7d",
     ]  # fmt: skip
     assert leads.target("hubspot").id_field == "leadscore_lead_id"
     assert leads.target("salesforce").id_field == "Leadscore_Lead_Id__c"

@@ -88,7 +88,8 @@ def test_dry_run_sends_nothing_and_reports_samples(sandbox, hubspot_client, ware
     assert sandbox.admin.stats()["requests"] == 0
     assert (report.dry_run, report.to_create, report.sent, report.api_calls) == (True, 30, 0, 0)
     assert [s["key"] for s in report.samples] == ["L-0000000", "L-0000001"]
-    assert report.samples[0]["payload"]["leadscore_model_version"] == "lead_scoring/3"
+    payload = report.samples[0]["payload"]
+    assert "leadscore_tier" in payload and "leadscore_model_version" not in payload  # a promotion resends nothing
     assert warehouse.execute("SELECT count(*) FROM activation.sync_state").fetchone()[0] == 0
     assert sync_object(warehouse, client, leads).created == 30  # the dry run did not mark anything synced
 
