@@ -84,23 +84,22 @@ def sync(context: AssetExecutionContext, warehouse: WarehouseResource, destinati
     return MaterializeResult(metadata=metadata)
 
 
-@asset(
-    group_name="activation",
-    deps=[AssetKey("lead_scores"), AssetKey("account_metrics")],
-    pool=WAREHOUSE_POOL,
-    kinds={"hubspot"},
-)
-def hubspot_sync(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    """Latest lead scores to HubSpot contacts and account metrics to companies (only what changed)."""
-    return sync(context, warehouse, "hubspot")
+def build_sync_asset(destination: str, crm_label: str):
+    """One asset per CRM: the latest scores and account metrics, only what changed."""
+
+    @asset(
+        name=f"{destination}_sync",
+        group_name="activation",
+        deps=[AssetKey("lead_scores"), AssetKey("account_metrics")],
+        pool=WAREHOUSE_POOL,
+        kinds={destination},
+        description=f"Latest lead scores and account metrics to {crm_label} (only what changed).",
+    )
+    def _sync(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+        return sync(context, warehouse, destination)
+
+    return _sync
 
 
-@asset(
-    group_name="activation",
-    deps=[AssetKey("lead_scores"), AssetKey("account_metrics")],
-    pool=WAREHOUSE_POOL,
-    kinds={"salesforce"},
-)
-def salesforce_sync(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    """Latest lead scores to Salesforce Leads and account metrics to Accounts (only what changed)."""
-    return sync(context, warehouse, "salesforce")
+hubspot_sync = build_sync_asset("hubspot", "HubSpot contacts and companies")
+salesforce_sync = build_sync_asset("salesforce", "Salesforce Leads and Accounts")
