@@ -25,9 +25,13 @@ def _select() -> str:
 
 
 def load_labelled(path: Path | None = None) -> pd.DataFrame:
-    """Every ``main.lead_features`` row whose label is known."""
+    """Every ``main.lead_features`` row whose label is known, in a fixed order: the table's physical
+    order is not stable (parallel inserts), and LightGBM's seeded bagging depends on row order, so
+    without it the same data and seed would not give the same model."""
     with warehouse.connect(read_only=True, path=path) as con:
-        return con.execute(f"SELECT {_select()} FROM main.lead_features WHERE {LABEL} IS NOT NULL").df()
+        return con.execute(
+            f"SELECT {_select()} FROM main.lead_features WHERE {LABEL} IS NOT NULL ORDER BY as_of, lead_id"
+        ).df()
 
 
 def latest_as_of(path: Path | None = None) -> dt.date | None:
