@@ -26,7 +26,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from ml.features import MODEL_FEATURES, Categories, to_matrix
+from ml.features import FEATURE_NAMES, MODEL_FEATURES, Categories, column_positions, to_matrix
 
 DEFAULT_TIER_THRESHOLDS = (75.0, 50.0, 25.0)
 LETTERS = "ABCD"
@@ -111,15 +111,26 @@ class ModelBundle:
         """Raw log-odds of one model."""
         return self.boosters[model].predict(self.matrix(frame, model), raw_score=True)
 
+    def _margins(self, features: np.ndarray) -> dict[str, np.ndarray]:
+        """Raw log-odds of every model from one matrix of all features: the axis models read column
+        slices of it, so the categoricals are encoded once per scoring, not once per model."""
+        out = {}
+        for model, booster in self.boosters.items():
+            columns = MODEL_FEATURES[model]
+            view = features if columns == FEATURE_NAMES else features[:, column_positions(columns)]
+            out[model] = booster.predict(view, raw_score=True)
+        return out
+
     def probability(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of converting within 90 days."""
         return self.calibrator(self.margin(frame, "main"))
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``score``, ``fit_score``, ``engagement_score`` (0-100) and ``tier`` for each row."""
-        score = 100.0 * self.probability(frame)
-        fit = to_percentile(self.margin(frame, "fit"), self.fit_reference)
-        engagement = to_percentile(self.margin(frame, "engagement"), self.engagement_reference)
+        margins = self._margins(to_matrix(frame, self.categories, FEATURE_NAMES))
+        score = 100.0 * self.calibrator(margins["main"])
+        fit = to_percentile(margins["fit"], self.fit_reference)
+        engagement = to_percentile(margins["engagement"], self.engagement_reference)
         return pd.DataFrame(
             {
                 "score": score,

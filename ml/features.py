@@ -20,6 +20,8 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 Group = Literal["fit", "engagement", "lifecycle"]
 
@@ -120,37 +122,39 @@ def learn_categories(frame: pd.DataFrame, min_count: int = 1) -> Categories:
     return categories
 
 
-def prepare(frame: pd.DataFrame, categories: Categories, columns: tuple[str, ...] = FEATURE_NAMES) -> pd.DataFrame:
-    """Feature columns only: categoricals as ``category`` with the fixed lists, numerics as float64.
+def as_strings(column: pd.Series) -> pd.Series:
+    """The column as pandas' ``str`` dtype (missing stays missing). Strings arrive as pandas 3 ``str``
+    (from DuckDB), ``object`` or ``category`` depending on the caller; this is the one form the model
+    code reads, and for a ``str`` column it costs nothing."""
+    return column if isinstance(column.dtype, pd.StringDtype) else column.astype("str")
 
-    Strings arrive as pandas 3 ``str``, ``object`` or ``category`` depending on the caller; all become
-    the same category dtype, and a value outside the list becomes missing (NaN).
-    """
-    out = {}
-    for name in columns:
-        column = frame[name]
-        if name in categories:
-            values = column.astype(object)
-            values = values.where(values.isin(categories[name]), None)
-            out[name] = pd.Categorical(values, categories=categories[name])
-        else:
-            out[name] = pd.to_numeric(column, errors="coerce").astype("float64")
-    return pd.DataFrame(out, index=frame.index)
+
+def category_codes(column: pd.Series, categories: list[str]) -> np.ndarray:
+    """float32 position of each value in ``categories``; NaN when missing or not in the list, so a value
+    unseen in training reads as missing instead of shifting codes. Arrow's ``index_in`` does the lookup:
+    pandas' own paths go through Python objects and cost ten times more (0.8 s vs 0.1 s for the ten
+    categoricals of 740k leads)."""
+    values = pa.array(as_strings(column), type=pa.large_string())
+    codes = pc.index_in(values, value_set=pa.array(categories, type=pa.large_string()))
+    return codes.to_numpy(zero_copy_only=False).astype(np.float32)
 
 
 def to_matrix(frame: pd.DataFrame, categories: Categories, columns: tuple[str, ...] = FEATURE_NAMES) -> np.ndarray:
     """A float32 matrix for LightGBM: numerics as they are, categoricals as their codes (NaN when missing)."""
-    prepared = prepare(frame, categories, columns)
-    matrix = np.empty((len(prepared), len(columns)), dtype=np.float32)
+    matrix = np.empty((len(frame), len(columns)), dtype=np.float32)
     for j, name in enumerate(columns):
-        column = prepared[name]
+        column = frame[name]
         if name in categories:
-            codes = column.cat.codes.to_numpy().astype(np.float32)
-            codes[codes < 0] = np.nan
-            matrix[:, j] = codes
+            matrix[:, j] = category_codes(column, categories[name])
         else:
-            matrix[:, j] = column.to_numpy(dtype=np.float32, na_value=np.nan)
+            matrix[:, j] = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float32, na_value=np.nan)
     return matrix
+
+
+def column_positions(columns: tuple[str, ...], within: tuple[str, ...] = FEATURE_NAMES) -> np.ndarray:
+    """Indices of ``columns`` in ``within``: an axis model's matrix is a column slice of the main one."""
+    index = {name: j for j, name in enumerate(within)}
+    return np.array([index[name] for name in columns], dtype=np.intp)
 
 
 def categorical_indices(columns: tuple[str, ...]) -> list[int]:
@@ -162,31 +166,50 @@ def categorical_indices(columns: tuple[str, ...]) -> list[int]:
 SIGNATURE_SKIPS = frozenset(n for n in FEATURE_NAMES if n.endswith("_decayed")) | {"engagement_velocity"}
 
 
-def coarse_signature(frame: pd.DataFrame) -> pd.DataFrame:
+def coarse_signature(frame: pd.DataFrame) -> dict[str, np.ndarray | pd.Series]:
     """The features as a rep would notice them: categoricals as they are, counts in octave buckets
-    (0, 1, 2-3, 4-7, ...), lead age in 30-day steps, decayed duplicates of counts left out. Used to
-    decide whose reasons must be recomputed: exact values drift every day (decay, age), while the
-    reasons a rep reads only change when a bucket does."""
-    out = {}
+    (0, 1-2, 3-6, 7-14, ...: the floor of log2(1 + n)), lead age in 30-day steps, decayed duplicates
+    of counts left out. Used to decide whose reasons must be recomputed: exact values drift every day
+    (decay, age), while the reasons a rep reads only change when a bucket does."""
+    out: dict[str, np.ndarray | pd.Series] = {}
     for name in FEATURE_NAMES:
         if name in SIGNATURE_SKIPS:
             continue
         column = frame[name]
         if BY_NAME[name].categorical:
-            out[name] = column.astype(object).where(column.notna(), None).astype(str)
-        elif name == "lead_age_days":
-            out[name] = (pd.to_numeric(column, errors="coerce") // 30).fillna(-1).astype("int64")
+            out[name] = as_strings(column).fillna("")  # "" and missing: the same to a rep
+            continue
+        values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        if name == "lead_age_days":
+            buckets = np.floor_divide(values, 30)
         else:
-            values = pd.to_numeric(column, errors="coerce").astype("float64")
-            out[name] = np.floor(np.log2(1 + values.clip(lower=0))).fillna(-1).astype("int64")
-    return pd.DataFrame(out, index=frame.index)
+            buckets = np.floor(np.log2(1 + np.clip(values, 0, None)))
+        out[name] = np.where(np.isnan(buckets), -1, buckets).astype(np.int64)
+    return out
+
+
+_HASH_MULTIPLIER = np.uint64(0x100000001B3)  # the 64-bit FNV prime
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_NIBBLE_SHIFTS = np.arange(60, -1, -4, dtype=np.uint64)
+
+
+def hex64(values: np.ndarray) -> np.ndarray:
+    """``f"{v:016x}"`` for every uint64, vectorised (a Python loop costs 0.35 s per 740k leads)."""
+    nibbles = (values.astype(np.uint64)[:, None] >> _NIBBLE_SHIFTS) & np.uint64(15)
+    return _HEX_DIGITS[nibbles.astype(np.intp)].view("S16").ravel().astype(str)
 
 
 def feature_hash(frame: pd.DataFrame, salt: str = "") -> pd.Series:
     """A 16-hex-digit hash per row of the coarse feature signature (plus ``salt``, e.g. the model
     version, so a new model recomputes every lead's reasons)."""
-    hashed = pd.util.hash_pandas_object(coarse_signature(frame), index=False).to_numpy(dtype=np.uint64)
+    hashed = np.zeros(len(frame), dtype=np.uint64)
+    for column in coarse_signature(frame).values():
+        if isinstance(column, pd.Series):
+            column_hash = pd.util.hash_pandas_object(column, index=False).to_numpy(dtype=np.uint64)
+        else:
+            column_hash = pd.util.hash_array(column)
+        hashed = hashed * _HASH_MULTIPLIER + column_hash  # order-sensitive mix, wrapping mod 2**64
     if salt:
         salt_value = pd.util.hash_pandas_object(pd.Series([salt]), index=False).to_numpy(dtype=np.uint64)[0]
         hashed = hashed ^ salt_value
-    return pd.Series([f"{h:016x}" for h in hashed], index=frame.index, dtype=object)
+    return pd.Series(hex64(hashed), index=frame.index, dtype=object)

@@ -29,7 +29,12 @@ class Reason:
     text: str
 
     def formatted(self) -> str:
-        return f"{'+' if self.impact > 0 else '-'} {self.text}"
+        return format_reason(self.impact, self.text)
+
+
+def format_reason(impact: float, text: str) -> str:
+    """How a reason reads in the CRM: ``+ text`` when it raises the score, ``- text`` when it lowers it."""
+    return f"{'+' if impact > 0 else '-'} {text}"
 
 
 def factor_matrix(columns: tuple[str, ...] = FEATURE_NAMES) -> np.ndarray:
@@ -219,17 +224,82 @@ PHRASES: dict[str, Callable[[dict], str]] = {
 assert set(PHRASES) == set(FACTORS), set(FACTORS) ^ set(PHRASES)
 
 
+# The columns each phrase reads. A phrase is a pure function of these few values, and most leads
+# share them (a handful of countries, personas, small counts), so `phrase_table` phrases each distinct
+# input once per run instead of once per lead: that keeps the words off the nightly critical path.
+PHRASE_INPUTS: dict[str, tuple[str, ...]] = {
+    "company": ("employee_band", "industry", "revenue_band"),
+    "country": ("country",),
+    "persona": ("seniority", "department"),
+    "channel": ("lead_source", "utm_campaign"),
+    "lead_age": ("lead_age_days",),
+    "web": ("page_views_30d", "page_views_90d"),
+    "pricing": ("pricing_views_7d", "pricing_views_30d"),
+    "case_studies": ("case_study_views_decayed",),
+    "demo": ("demo_requests_90d",),
+    "email": ("email_sends_30d", "email_opens_30d", "email_clicks_30d"),
+    "webinars": ("webinars_90d",),
+    "recency": ("days_since_last_touch", "touches_7d", "engagement_velocity"),
+    "account_status": ("account_customer_status", "account_plan", "account_arr"),
+    "product": ("account_users_total", "account_active_users_7d", "account_users_new_30d"),
+    "account_buzz": ("account_marketing_touches_30d",),
+}
+assert set(PHRASE_INPUTS) == set(FACTORS), set(FACTORS) ^ set(PHRASE_INPUTS)
+
+
+def top_factors(contrib: np.ndarray, top: int = TOP) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's reasons as (factor index, impact), shape (rows, 2 × ``top``): the ``top`` factors with
+    the largest positive contribution (largest first), then the ``top`` most negative (most negative
+    first). Slots a row cannot fill (too few positive or negative factors) hold factor index -1; a factor
+    contributing exactly zero is never a reason."""
+    by_factor = factor_contributions(contrib)
+    order = np.argsort(-by_factor, axis=1, kind="stable")
+    chosen = np.concatenate([order[:, :top], order[:, ::-1][:, :top]], axis=1)
+    impact = np.take_along_axis(by_factor, chosen, axis=1)
+    width = chosen.shape[1] // 2
+    keep = np.concatenate([impact[:, :width] > 0, impact[:, width:] < 0], axis=1)
+    return np.where(keep, chosen, -1), impact
+
+
+def phrase_table(frame: pd.DataFrame, chosen: np.ndarray) -> np.ndarray:
+    """The text of every chosen factor (object array shaped like ``chosen``; None where it is -1)."""
+    texts = np.full(chosen.shape, None, dtype=object)
+    positions = np.arange(len(frame))
+    for j, factor in enumerate(FACTORS):
+        rows, slots = np.nonzero(chosen == j)
+        if not len(rows):
+            continue
+        inputs = PHRASE_INPUTS[factor]
+        picked = positions[rows]
+        columns = [frame[name].to_numpy(dtype=object, na_value=None)[picked] for name in inputs]
+        phrase, cache, out = PHRASES[factor], {}, []
+        for key in zip(*columns, strict=True):
+            text = cache.get(key)
+            if text is None:
+                text = cache[key] = phrase(dict(zip(inputs, key, strict=True)))
+            out.append(text)
+        texts[rows, slots] = out
+    return texts
+
+
 def explain(frame: pd.DataFrame, contrib: np.ndarray, top: int = TOP) -> list[list[Reason]]:
     """For each row of ``frame`` (the features) and its ``pred_contrib`` row: the ``top`` factors with the
     largest positive contribution (largest first), then the ``top`` most negative (most negative first).
     Factors contributing exactly zero are never reasons."""
-    by_factor = factor_contributions(contrib)
-    records = frame[list(FEATURE_NAMES)].astype(object).to_dict("records")
-    out: list[list[Reason]] = []
-    for i, row in enumerate(records):
-        values = by_factor[i]
-        order = np.argsort(-values, kind="stable")
-        positive = [j for j in order[:top] if values[j] > 0]
-        negative = [j for j in order[::-1][:top] if values[j] < 0]
-        out.append([Reason(FACTORS[j], float(values[j]), PHRASES[FACTORS[j]](row)) for j in positive + negative])
-    return out
+    chosen, impact = top_factors(contrib, top)
+    texts = phrase_table(frame, chosen)
+    return [
+        [Reason(FACTORS[j], v, t) for j, v, t in zip(c, i, x, strict=True) if j >= 0]
+        for c, i, x in zip(chosen.tolist(), impact.tolist(), texts.tolist(), strict=True)
+    ]
+
+
+def explain_formatted(frame: pd.DataFrame, contrib: np.ndarray, top: int = TOP) -> list[list[str]]:
+    """What ``lead_scores.reasons`` stores: :func:`explain`'s reasons as :meth:`Reason.formatted` strings,
+    without building a Reason per lead and factor (the nightly hot path)."""
+    chosen, impact = top_factors(contrib, top)
+    texts = phrase_table(frame, chosen)
+    return [
+        [format_reason(v, t) for j, v, t in zip(c, i, x, strict=True) if j >= 0]
+        for c, i, x in zip(chosen.tolist(), impact.tolist(), texts.tolist(), strict=True)
+    ]

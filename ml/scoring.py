@@ -24,7 +24,7 @@ from ml import warehouse
 from ml.bundle import ModelBundle
 from ml.drift import Drift, score_drift
 from ml.features import CONSENT, feature_hash
-from ml.reasons import explain
+from ml.reasons import explain_formatted
 from ml.registry import CHAMPION, MlflowSettings, load_alias
 
 OUTPUT_COLUMNS = (
@@ -143,10 +143,8 @@ def score_leads(
         started = time.perf_counter()
         if len(todo):
             subset = rows.iloc[todo]
-            explained = explain(subset, bundle.contributions(subset))
-            out.loc[out.index[todo], "reasons"] = pd.Series(
-                [[r.formatted() for r in reasons] for reasons in explained], index=out.index[todo], dtype=object
-            )
+            explained = explain_formatted(subset, bundle.contributions(subset))
+            out.loc[out.index[todo], "reasons"] = pd.Series(explained, index=out.index[todo], dtype=object)
         stats.reasons_seconds = time.perf_counter() - started
         stats.reasons_computed, stats.reasons_reused = len(todo), int(reuse.sum())
     if bundle.score_reference and len(out):

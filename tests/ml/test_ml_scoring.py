@@ -38,6 +38,29 @@ def test_reasons_agree_with_the_contributions_they_come_from(split, trained):
     assert checked > 150
 
 
+def test_each_phrase_reads_only_its_declared_inputs(split):
+    """phrase_table phrases each distinct input once; that is only right if the inputs are all a phrase reads."""
+    from ml.reasons import PHRASE_INPUTS, PHRASES
+
+    records = split.test.sample(200, random_state=0).astype(object).to_dict("records")
+    for factor, phrase in PHRASES.items():
+        for row in records:
+            # A phrase reading an undeclared column raises KeyError here.
+            assert phrase({name: row[name] for name in PHRASE_INPUTS[factor]}) == phrase(row)
+
+
+def test_scoring_encodes_once_and_matches_each_model_on_its_own(split, trained):
+    from ml.bundle import to_percentile
+
+    rows = split.test.head(300)
+    predicted = trained.bundle.predict(rows)
+    np.testing.assert_allclose(predicted["score"], 100 * trained.bundle.probability(rows))
+    fit = to_percentile(trained.bundle.margin(rows, "fit"), trained.bundle.fit_reference)
+    engagement = to_percentile(trained.bundle.margin(rows, "engagement"), trained.bundle.engagement_reference)
+    np.testing.assert_array_equal(predicted["fit_score"], fit)
+    np.testing.assert_array_equal(predicted["engagement_score"], engagement)
+
+
 def test_pricing_reason_is_in_words():
     from ml.reasons import PHRASES
 
