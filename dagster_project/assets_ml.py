@@ -3,7 +3,6 @@
 
 import datetime as dt
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
 from dagster import (
@@ -26,17 +25,6 @@ from ml.train import TrainConfig
 
 GATE_CHECK = "promotion_gate"
 DRIFT_CHECK = "score_drift"
-TRIALS_ENV, TIMEOUT_ENV = "LEADSCORE_OPTUNA_TRIALS", "LEADSCORE_OPTUNA_TIMEOUT_S"
-
-
-def train_config_from_env(environ: Mapping[str, str], warehouse: Path) -> TrainConfig:
-    """The nightly tuning budget (small enough for a nightly run on 2 cores by default); the Optuna
-    study lives beside the warehouse so an interrupted study resumes on the next run."""
-    return TrainConfig(
-        n_trials=int(environ.get(TRIALS_ENV, "12")),
-        timeout_s=float(environ.get(TIMEOUT_ENV, "240")),
-        study_dir=warehouse.parent / "optuna",
-    )
 
 
 @asset(
@@ -49,7 +37,9 @@ def lead_scoring_model(context: AssetExecutionContext, warehouse: WarehouseResou
     """Train on the labelled history, tune with Optuna, register in MLflow as ``challenger`` and
     promote to ``champion`` only if it passes the gate; otherwise the champion stays."""
     path = Path(warehouse.path)
-    outcome = train_and_register(warehouse_path=path, train_config=train_config_from_env(os.environ, path))
+    outcome = train_and_register(
+        warehouse_path=path, train_config=TrainConfig.nightly(os.environ, study_dir=path.parent / "optuna")
+    )
     context.log.info(outcome.message)
     # The gate check fails (as a warning) when a challenger was not promoted: the pipeline goes on
     # with the champion, and a person sees why in the check's metadata.

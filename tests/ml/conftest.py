@@ -18,7 +18,7 @@ SMALL_MINIMUMS = SplitConfig(min_leads=100, min_conversions=10)
 
 
 def tiny_train_config(study_dir: Path, **overrides) -> TrainConfig:
-    return TrainConfig(**{"n_trials": 3, "timeout_s": 120, "study_dir": study_dir, "max_rounds": 300, **overrides})
+    return TrainConfig(**{"n_trials": 3, "timeout_s": 120, "study_dir": study_dir, **overrides})
 
 
 @pytest.fixture(scope="session")

@@ -36,3 +36,12 @@ def test_scores_axes_and_tiers_are_well_formed(split, trained, tmp_path):
     reloaded = ModelBundle.load(trained.bundle.save(tmp_path / "bundle"))
     np.testing.assert_allclose(reloaded.predict(split.test)["score"], predicted["score"])
     assert reloaded.categories == trained.bundle.categories
+
+
+def test_the_serving_budget_caps_every_model(split, train_config_factory, tmp_path):
+    """Scoring cost is linear in trees: the caps hold whatever the search prefers."""
+    config = train_config_factory(tmp_path, n_trials=2, max_rounds=12, axis_max_rounds=5, early_stopping_rounds=100)
+    bundle = train_model(split, config).bundle
+    assert bundle.boosters["main"].num_trees() <= 12
+    assert bundle.boosters["fit"].num_trees() <= 5 and bundle.boosters["engagement"].num_trees() <= 5
+    assert float(bundle.params["learning_rate"]) >= 0.05  # the floor of the search space
