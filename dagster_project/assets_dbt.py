@@ -19,12 +19,12 @@ from dagster_project.partitions import (
     HISTORY_TAG,
     daily_partitions,
     dbt_build_args,
-    history_vars,
     training_history_vars,
 )
 from dagster_project.project import dbt_project
 from dagster_project.resources import WarehouseResource
 from dagster_project.translator import LeadscoreDbtTranslator, dbt_asset_key
+from ml.warehouse import history_vars
 
 # Each op runs the tests whose parents it builds or has already built upstream ("buildable"). The
 # default ("eager") would make the unpartitioned op run tests on lead_features before the

@@ -23,14 +23,6 @@ daily_partitions = DailyPartitionsDefinition(
 HISTORY_TAG = "daily_history"
 
 
-def history_vars(window_start: dt.date, window_end_exclusive: dt.date) -> dict[str, object]:
-    """dbt vars that build every day of a partition window [start, end) - and nothing else."""
-    if window_end_exclusive <= window_start:
-        raise ValueError(f"empty partition window {window_start} .. {window_end_exclusive}")
-    last_day = window_end_exclusive - dt.timedelta(days=1)
-    return {"min_date": window_start.isoformat(), "max_date": last_day.isoformat(), "snapshot_every_days": 1}
-
-
 def dbt_build_args(vars_: Mapping[str, object] | None = None, full_refresh: bool = False) -> list[str]:
     """Arguments of the ``dbt build`` the assets run (selection is added by dagster-dbt)."""
     args = ["build"]

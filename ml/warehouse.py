@@ -8,6 +8,8 @@ read-only so they never hold the write lock.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -75,3 +77,21 @@ def run_dbt(
         text=True,
         check=False,
     )
+
+
+# The incremental, per-day models (dbt tag `daily_history`): what building "a day" means outside Dagster.
+DAILY_HISTORY_MODELS = ("account_metrics_daily", "lead_features")
+
+
+def history_vars(window_start: dt.date, window_end_exclusive: dt.date) -> dict[str, object]:
+    """dbt vars that build every day of a window [start, end) - and nothing else."""
+    if window_end_exclusive <= window_start:
+        raise ValueError(f"empty partition window {window_start} .. {window_end_exclusive}")
+    last_day = window_end_exclusive - dt.timedelta(days=1)
+    return {"min_date": window_start.isoformat(), "max_date": last_day.isoformat(), "snapshot_every_days": 1}
+
+
+def build_days_args(first_day: dt.date, last_day: dt.date) -> list[str]:
+    """``dbt build`` arguments for the per-day models of ``first_day`` .. ``last_day`` (benches, tools)."""
+    vars_ = history_vars(first_day, last_day + dt.timedelta(days=1))
+    return ["build", "--select", *DAILY_HISTORY_MODELS, "--vars", json.dumps(vars_, sort_keys=True)]

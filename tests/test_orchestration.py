@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import subprocess
@@ -17,7 +18,6 @@ from dagster_project.assets_activation import targets_latest_day
 from dagster_project.definitions import build_definitions, defs
 from dagster_project.partitions import (
     dbt_build_args,
-    history_vars,
     needs_training_history,
     training_history_vars,
 )
@@ -26,6 +26,7 @@ from dagster_project.resources import SourcesResource, sources_from_env
 from dagster_project.schedules import parse_time_of_day
 from dagster_project.translator import dbt_asset_key, dbt_group
 from ml.sources.schema import RAW_TABLES
+from ml.warehouse import build_days_args, history_vars
 from tests.conftest import REPO, TINY_END_DATE, query
 
 HISTORY_KEYS = [AssetKey("account_metrics_daily"), AssetKey("lead_features")]
@@ -87,6 +88,10 @@ def test_history_vars_cover_exactly_the_window():
     with pytest.raises(ValueError):
         history_vars(dt.date(2026, 6, 1), dt.date(2026, 6, 1))
     assert training_history_vars(dt.date(2026, 6, 7)) == {"max_date": "2026-06-07", "snapshot_every_days": 7}
+    # Outside Dagster (the benches), one day is the same window, of the per-day models only.
+    args = build_days_args(dt.date(2026, 6, 7), dt.date(2026, 6, 7))
+    assert args[:4] == ["build", "--select", "account_metrics_daily", "lead_features"]
+    assert json.loads(args[args.index("--vars") + 1]) == history_vars(dt.date(2026, 6, 7), dt.date(2026, 6, 8))
 
 
 def test_dbt_build_args():

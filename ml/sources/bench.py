@@ -22,7 +22,7 @@ import duckdb
 
 from ml.sources.__main__ import parse_scale
 from ml.sources.synthetic import SCALES, SyntheticConfig, load_synthetic
-from ml.warehouse import run_dbt, scalar
+from ml.warehouse import build_days_args, run_dbt, scalar
 
 FLOOR_SQL = """
 CREATE OR REPLACE TEMP TABLE floor_features AS
@@ -133,15 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        day = str(scalar(con, "SELECT data_through FROM intermediate.int_data_window"))
+        day = scalar(con, "SELECT data_through FROM intermediate.int_data_window")
         rows = scalar(con, "SELECT count(*) FROM main.lead_features")
         dates = scalar(con, "SELECT count(DISTINCT as_of) FROM main.lead_features")
     print(f"              lead_features: {rows:,} rows over {dates} as-of days", flush=True)
 
-    vars_ = json.dumps({"min_date": day, "max_date": day, "snapshot_every_days": 1})
-    incremental, inc_parts = timed_dbt(
-        warehouse, "build", "--select", "account_metrics_daily", "lead_features", "--vars", vars_
-    )
+    incremental, inc_parts = timed_dbt(warehouse, *build_days_args(day, day))
     print(
         f"one day       {incremental:8.1f} s   (models {inc_parts.get('model', 0):.1f} s, tests "
         f"{inc_parts.get('test', 0):.1f} s) for as_of {day}",
