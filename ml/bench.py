@@ -1,14 +1,14 @@
 """Model bench: training + tuning time for the nightly budget, scoring throughput with and without
 reasons, a realistic nightly run, peak memory.
 
-    uv run python -m ml.bench [--warehouse PATH] [--accounts 10000] [--trials N] [--timeout S]
+    uv run python -m ml.bench [--warehouse PATH] [--accounts N] [--trials N] [--timeout S]
 
 Input: the bench warehouse ``data/bench/warehouse.duckdb`` (left by ``python -m ml.sources.bench``)
 when present, else ``--warehouse``.
 
-* **Training** reads the labelled rows of a hash-sample of ``--accounts`` accounts (the whole bench
-  history, ~25M labelled rows, would not fit in pandas on a laptop) and tunes with the nightly budget
-  (``LEADSCORE_OPTUNA_TRIALS`` / ``_TIMEOUT_S``, as ``make run``), unless ``--trials``/``--timeout``.
+* **Training** is the nightly's: the labelled rows of a hash-sample of ``SplitConfig.max_accounts``
+  accounts (``--accounts``), tuned with the nightly budget (``LEADSCORE_OPTUNA_TRIALS`` /
+  ``_TIMEOUT_S``) unless ``--trials`` / ``--timeout`` say otherwise.
 * **Plain scoring** predicts score, both axes, tier and signature hash for every consented lead of
   the latest ``as_of`` (the median of three runs).
 * **A nightly run** scores the same leads the way the nightly job does: yesterday's scores (with
@@ -39,8 +39,7 @@ import pandas as pd
 
 from ml import warehouse
 from ml.bundle import ModelBundle
-from ml.data import COLUMNS
-from ml.features import CONSENT, LABEL
+from ml.data import load_labelled, load_scoring_rows
 from ml.scoring import score_leads
 from ml.split import SplitConfig, check_minimum_data, time_split
 from ml.train import TrainConfig, train_model
@@ -73,22 +72,10 @@ def build_day(path: Path, day: dt.date) -> float:
     return time.perf_counter() - started
 
 
-def load_rows(path: Path, accounts: int, today: dt.date) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(labelled rows of sampled accounts, consented rows of ``today``, consented rows of the day before)."""
-    columns = ", ".join(COLUMNS)
-    with warehouse.connect(read_only=True, path=path) as con:
-        total = warehouse.scalar(con, "SELECT count(DISTINCT account_id) FROM main.lead_features")
-        keep = max(1, round(10_000 * min(1.0, accounts / max(1, total))))
-        labelled = con.execute(
-            f"SELECT {columns} FROM main.lead_features WHERE {LABEL} IS NOT NULL AND hash(account_id) % 10000 < ?"
-            " ORDER BY as_of, lead_id",
-            [keep],
-        ).df()
-
-        def day_rows(day: dt.date) -> pd.DataFrame:
-            return con.execute(f"SELECT {columns} FROM main.lead_features WHERE as_of = ? AND {CONSENT}", [day]).df()
-
-        return labelled, day_rows(today), day_rows(today - dt.timedelta(days=1))
+def load_rows(path: Path, max_accounts: int | None, today: dt.date) -> tuple[pd.DataFrame, ...]:
+    """(labelled rows as the nightly training reads them, consented rows of ``today``, of the day before)."""
+    labelled = load_labelled(path, max_accounts)
+    return labelled, load_scoring_rows(today, path), load_scoring_rows(today - dt.timedelta(days=1), path)
 
 
 def timed_plain(rows: pd.DataFrame, bundle: ModelBundle, runs: int = 3) -> float:
@@ -104,7 +91,9 @@ def timed_plain(rows: pd.DataFrame, bundle: ModelBundle, runs: int = 3) -> float
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warehouse", type=Path, default=None)
-    parser.add_argument("--accounts", type=int, default=10_000, help="accounts sampled for training")
+    parser.add_argument(
+        "--accounts", type=int, default=SplitConfig.max_accounts, help="training reads a sample of this many accounts"
+    )
     parser.add_argument("--trials", type=int, default=None, help="default: the nightly budget")
     parser.add_argument("--timeout", type=float, default=None, help="seconds; default: the nightly budget")
     parser.add_argument("--reasons-sample", type=int, default=20_000, help="leads for the all-reasons timing")

@@ -24,13 +24,32 @@ def _select() -> str:
     return ", ".join(COLUMNS)
 
 
-def load_labelled(path: Path | None = None) -> pd.DataFrame:
+HASH_BUCKETS = 10_000
+
+
+def account_sample_buckets(total_accounts: int, max_accounts: int | None) -> int | None:
+    """How many of ``HASH_BUCKETS`` account-hash buckets to keep so that about ``max_accounts`` of
+    ``total_accounts`` remain (None: keep everything)."""
+    if max_accounts is None or total_accounts <= max_accounts:
+        return None
+    return max(1, round(HASH_BUCKETS * max_accounts / total_accounts))
+
+
+def load_labelled(path: Path | None = None, max_accounts: int | None = None) -> pd.DataFrame:
     """Every ``main.lead_features`` row whose label is known, in a fixed order: the table's physical
     order is not stable (parallel inserts), and LightGBM's seeded bagging depends on row order, so
-    without it the same data and seed would not give the same model."""
+    without it the same data and seed would not give the same model.
+
+    Above ``max_accounts`` accounts, only a stable hash-sample of about that many accounts is read
+    (whole accounts, so the split still keeps each account on one side): training time and memory
+    stay bounded as the warehouse grows, while a few tens of thousands of accounts already hold
+    thousands of conversions."""
     with warehouse.connect(read_only=True, path=path) as con:
+        total = warehouse.scalar(con, "SELECT count(DISTINCT account_id) FROM main.lead_features") or 0
+        keep = account_sample_buckets(total, max_accounts)
+        sample = f"AND hash(account_id) % {HASH_BUCKETS} < {keep}" if keep is not None else ""
         return con.execute(
-            f"SELECT {_select()} FROM main.lead_features WHERE {LABEL} IS NOT NULL ORDER BY as_of, lead_id"
+            f"SELECT {_select()} FROM main.lead_features WHERE {LABEL} IS NOT NULL {sample} ORDER BY as_of, lead_id"
         ).df()
 
 

@@ -153,7 +153,7 @@ def train_and_register(
     gate_config = gate_config or GateConfig()
     settings = settings or MlflowSettings.from_env()
     if labelled is None:
-        labelled = data_lib.load_labelled(warehouse_path)
+        labelled = data_lib.load_labelled(warehouse_path, split_config.max_accounts)
     if labelled[LABEL].notna().sum() == 0:
         return TrainingOutcome("skipped", "skipped: no labelled rows in lead_features yet (the champion stays)")
     split = time_split(labelled, split_config)
