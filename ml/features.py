@@ -163,14 +163,16 @@ def categorical_indices(columns: tuple[str, ...]) -> list[int]:
 
 # Left out of the signature: recency-decayed counts move every day for anyone active in 90 days and
 # restate the windowed counts that are in it; velocity is a ratio of two counts that are in it.
+RECENCY_EDGES = np.array([7.0, 30.0, 90.0])  # days since the last touch: < 7, 7-29, 30-89, 90+
 SIGNATURE_SKIPS = frozenset(n for n in FEATURE_NAMES if n.endswith("_decayed")) | {"engagement_velocity"}
 
 
 def coarse_signature(frame: pd.DataFrame) -> dict[str, np.ndarray | pd.Series]:
     """The features as a rep would notice them: categoricals as they are, counts in octave buckets
-    (0, 1-2, 3-6, 7-14, ...: the floor of log2(1 + n)), lead age in 30-day steps, decayed duplicates
-    of counts left out. Used to decide whose reasons must be recomputed: exact values drift every day
-    (decay, age), while the reasons a rep reads only change when a bucket does."""
+    (0, 1-2, 3-6, 7-14, ...: the floor of log2(1 + n)), lead age in 30-day steps, days since the last
+    touch in the 7/30/90-day windows, decayed duplicates of counts left out. Used to decide whose
+    reasons must be recomputed: exact values drift every day (decay, age), while the reasons a rep
+    reads only change when a bucket does."""
     out: dict[str, np.ndarray | pd.Series] = {}
     for name in FEATURE_NAMES:
         if name in SIGNATURE_SKIPS:
@@ -182,6 +184,10 @@ def coarse_signature(frame: pd.DataFrame) -> dict[str, np.ndarray | pd.Series]:
         values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         if name == "lead_age_days":
             buckets = np.floor_divide(values, 30)
+        elif name == "days_since_last_touch":
+            # It grows every day for every quiet lead; a rep reads it in the windows the other
+            # features use ("1-4 weeks ago"), and octaves would flip it for 7% of leads a night.
+            buckets = np.where(np.isnan(values), np.nan, np.searchsorted(RECENCY_EDGES, values, side="right"))
         else:
             buckets = np.floor(np.log2(1 + np.clip(values, 0, None)))
         out[name] = np.where(np.isnan(buckets), -1, buckets).astype(np.int64)

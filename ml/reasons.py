@@ -160,7 +160,15 @@ def _recency(r: dict) -> str:
         return f"{_plural(week, 'interaction')} in the last 7 days{trend}"
     if _s(days) is None:
         return "No activity in the last 90 days"
-    return f"Last active {_plural(_n(days), 'day')} ago"
+    # In the same windows as the reuse signature (features.RECENCY_EDGES): reused words stay true.
+    days = _n(days)
+    if days < 7:
+        return "Last active in the last 7 days"
+    if days < 30:
+        return "Last active 1-4 weeks ago"
+    if days < 90:
+        return "Last active 1-3 months ago"
+    return "Last active more than 3 months ago"
 
 
 def _account_status(r: dict) -> str:
@@ -201,7 +209,9 @@ def _channel(r: dict) -> str:
 
 
 def _lead_age(r: dict) -> str:
-    return f"Lead created {_plural(_n(r['lead_age_days']), 'day')} ago"
+    # In 30-day months, as the reuse signature buckets it: a reused reason never states a stale age.
+    months = _n(r["lead_age_days"]) // 30
+    return f"Lead created {_plural(months, 'month')} ago" if months else "Lead created less than a month ago"
 
 
 PHRASES: dict[str, Callable[[dict], str]] = {

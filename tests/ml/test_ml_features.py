@@ -42,4 +42,7 @@ def test_feature_hash_follows_the_buckets_a_rep_would_notice(split):
     assert hash_with(pricing_views_7d=6.0) != hash_with(pricing_views_7d=7.0)  # next octave
     assert hash_with(pricing_views_decayed=0.0) == hash_with(pricing_views_decayed=5.0)  # decay is not in it
     assert hash_with(country="DE") != hash_with(country="FR")
+    # Days since the last touch grow every night; only the 7/30/90-day window a rep reads counts.
+    assert hash_with(days_since_last_touch=8.0) == hash_with(days_since_last_touch=29.0)
+    assert hash_with(days_since_last_touch=29.0) != hash_with(days_since_last_touch=30.0)
     assert (feature_hash(rows, "v2") != base).all()  # a new model version changes every hash

@@ -68,6 +68,11 @@ def test_pricing_reason_is_in_words():
     assert PHRASES["pricing"](row) == "3 pricing-page visits in the last 7 days"
     persona = {"seniority": "vp", "department": "engineering"}
     assert PHRASES["persona"](persona) == "VP in engineering"
+    # Time-driven phrases speak in the buckets of the reuse signature, so a reused reason stays true.
+    quiet = {"touches_7d": 0, "engagement_velocity": None}
+    assert PHRASES["recency"]({**quiet, "days_since_last_touch": 8}) == "Last active 1-4 weeks ago"
+    assert PHRASES["recency"]({**quiet, "days_since_last_touch": 29}) == "Last active 1-4 weeks ago"
+    assert PHRASES["lead_age"]({"lead_age_days": 95}) == "Lead created 3 months ago"
     company = {"employee_band": "201-1000", "industry": "software", "revenue_band": None}
     assert PHRASES["company"](company) == "A 201-1000 employee software company"
 
