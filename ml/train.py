@@ -47,13 +47,17 @@ class TrainConfig:
     timeout_s: float = 600.0
     seed: int = 7
     num_threads: int = 2
-    # The serving budget. Scoring cost is linear in trees (LightGBM: ~11 ms per tree per 740k leads on
-    # 2 cores) and every lead goes through all three models, so the rounds are capped to keep plain
-    # scoring >= 100k leads/s: at most 300 + 2 x 100 trees. The learning-rate floor in `suggest` keeps
-    # the cap from binding on the main model; the axes only rank leads, where 100 rounds at
-    # `axis_learning_rate` lose nothing a percentile can show.
-    max_rounds: int = 300
-    axis_max_rounds: int = 100
+    # The serving budget (measured by `make bench`, ml/README.md "Serving budget"). Plain scoring is
+    # linear in trees (~11-15 ms per tree per 740k leads on 2 cores) and every lead goes through all
+    # three models: at most 250 + 2 x 60 trees keeps it >= 100k leads/s. Reasons (pred_contrib,
+    # TreeSHAP) cost trees x leaves x depth^2 per lead: depth 4 (<= 15 leaves) keeps a nightly run
+    # with reasons well under 10x plain scoring, where 52-leaf depth-6 trees cost 30x. The
+    # learning-rate floor in `suggest` keeps the round cap from binding; the axes only rank leads,
+    # where 60 rounds at `axis_learning_rate` lose nothing a percentile can show. On the default data
+    # and a bench sample these limits gave the best validation log loss of the variants tried.
+    max_rounds: int = 250
+    axis_max_rounds: int = 60
+    max_depth: int = 4
     axis_learning_rate: float = 0.1
     early_stopping_rounds: int = 50
     report_every: int = 10
@@ -111,15 +115,16 @@ def base_params(config: TrainConfig) -> dict[str, object]:
         "feature_fraction_seed": config.seed,
         "data_random_seed": config.seed,
         "feature_pre_filter": False,  # min_data_in_leaf is tuned on one Dataset
+        "max_depth": config.max_depth,
     }
 
 
 def suggest(trial: optuna.Trial) -> dict[str, object]:
-    """The search space: capacity, regularisation and sampling of a small-data boosted model."""
+    """The search space: capacity, regularisation and sampling of a small-data boosted model. Depth is
+    fixed by the serving budget (``TrainConfig.max_depth``); 15 leaves fill a depth-4 tree."""
     return {
-        # Below 0.05 the early-stopped model needs more trees than the serving budget (TrainConfig) allows.
-        "learning_rate": trial.suggest_float("learning_rate", 0.05, 0.3, log=True),
-        "num_leaves": trial.suggest_int("num_leaves", 7, 63, log=True),
+        "learning_rate": trial.suggest_float("learning_rate", 0.04, 0.2, log=True),
+        "num_leaves": trial.suggest_int("num_leaves", 7, 15),
         "min_data_in_leaf": trial.suggest_int("min_data_in_leaf", 20, 400, log=True),
         "feature_fraction": trial.suggest_float("feature_fraction", 0.5, 1.0),
         "bagging_fraction": trial.suggest_float("bagging_fraction", 0.5, 1.0),
