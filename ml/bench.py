@@ -39,7 +39,7 @@ import pandas as pd
 
 from ml import warehouse
 from ml.bundle import ModelBundle
-from ml.data import load_labelled, load_scoring_rows
+from ml.data import latest_as_of, load_labelled, load_scoring_rows
 from ml.scoring import score_leads
 from ml.split import SplitConfig, check_minimum_data, time_split
 from ml.train import TrainConfig, train_model
@@ -53,14 +53,10 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
-def latest_days(path: Path) -> tuple[dt.date, bool]:
-    """The latest ``as_of`` of ``lead_features``, and whether the day before it is there too."""
+def has_day(path: Path, day: dt.date) -> bool:
+    """Whether ``lead_features`` holds any row of ``day``."""
     with warehouse.connect(read_only=True, path=path) as con:
-        latest = warehouse.scalar(con, "SELECT max(as_of) FROM main.lead_features")
-        before = warehouse.scalar(
-            con, "SELECT count(*) FROM main.lead_features WHERE as_of = ?", [latest - dt.timedelta(days=1)]
-        )
-    return latest, bool(before)
+        return bool(warehouse.scalar(con, "SELECT count(*) FROM main.lead_features WHERE as_of = ?", [day]))
 
 
 def build_day(path: Path, day: dt.date) -> float:
@@ -121,8 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     path = path.resolve()
     figures: dict[str, object] = {"warehouse": str(path)}
-    today, has_yesterday = latest_days(path)
-    if not has_yesterday:
+    today = latest_as_of(path)
+    if today is None:
+        print(f"{path} has no lead_features rows: build the warehouse first", file=sys.stderr)
+        return 2
+    if not has_day(path, today - dt.timedelta(days=1)):
         log.info("building as_of %s with dbt, the day before the latest", today - dt.timedelta(days=1))
         figures["yesterday_build_seconds"] = round(build_day(path, today - dt.timedelta(days=1)), 1)
 

@@ -274,14 +274,13 @@ def top_factors(contrib: np.ndarray, top: int = TOP) -> tuple[np.ndarray, np.nda
 def phrase_table(frame: pd.DataFrame, chosen: np.ndarray) -> np.ndarray:
     """The text of every chosen factor (object array shaped like ``chosen``; None where it is -1)."""
     texts = np.full(chosen.shape, None, dtype=object)
-    positions = np.arange(len(frame))
     for j, factor in enumerate(FACTORS):
         rows, slots = np.nonzero(chosen == j)
         if not len(rows):
             continue
         inputs = PHRASE_INPUTS[factor]
-        picked = positions[rows]
-        columns = [frame[name].to_numpy(dtype=object, na_value=None)[picked] for name in inputs]
+        # Only the rows that show this factor are converted to Python values, not the whole column.
+        columns = [frame[name].iloc[rows].to_numpy(dtype=object, na_value=None) for name in inputs]
         phrase, cache, out = PHRASES[factor], {}, []
         for key in zip(*columns, strict=True):
             text = cache.get(key)
