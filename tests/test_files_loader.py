@@ -31,14 +31,13 @@ def test_round_trip_lands_every_row_and_replaces_on_reload(tmp_path, exports, ti
     target = tmp_path / "w.duckdb"
     with duckdb.connect(str(target)) as con:
         con.execute("CREATE SCHEMA oracle; CREATE TABLE oracle.stale AS SELECT 1 AS x")
+        con.execute("CREATE SCHEMA synthetic_crm; CREATE TABLE synthetic_crm.hubspot_contacts AS SELECT 1 AS id")
         first = load_files(con, exports[fmt])
         second = load_files(con, exports[fmt])
-        assert (
-            con.execute("SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'oracle'").fetchall()[0][
-                0
-            ]
-            == 0
-        ), "the oracle only describes synthetic data"
+        schemas = con.execute(
+            "SELECT count(*) FROM information_schema.schemata WHERE schema_name IN ('oracle', 'synthetic_crm')"
+        ).fetchall()[0][0]
+        assert schemas == 0, "the oracle and the synthetic CRM only describe synthetic data"
         same = con.execute(
             f"SELECT count(*) FROM (SELECT * FROM raw.invoices EXCEPT SELECT * FROM "
             f"read_{'csv' if fmt == 'csv' else 'parquet'}('{exports[fmt]}/invoices.{fmt}'))"
@@ -82,6 +81,54 @@ def test_missing_column_is_named(tmp_path, exports):
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con, pytest.raises(SourceFileError) as err:
         load_files(con, folder)
     assert "invoices.csv, column 'amount': column is missing" in str(err.value)
+
+
+def drop_columns(path: Path, names: set[str]) -> None:
+    def edit(rows):
+        keep = [i for i, name in enumerate(rows[0]) if name not in names]
+        rows[:] = [[r[i] for i in keep] for r in rows]
+
+    rewrite_csv(path, edit)
+
+
+CRM_ID_COLUMNS = {
+    "accounts": {"hubspot_company_id", "salesforce_account_id"},
+    "contacts": {"hubspot_contact_id", "salesforce_lead_id", "salesforce_contact_id"},
+}
+
+
+def test_an_export_without_crm_ids_loads_them_empty(tmp_path, exports, tiny_raw_warehouse):
+    folder = copy_exports(exports["csv"], tmp_path / "x")
+    for table, names in CRM_ID_COLUMNS.items():
+        drop_columns(folder / f"{table}.csv", names)
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        counts = load_files(con, folder)
+        ids = con.execute(
+            "SELECT (SELECT count(hubspot_company_id) + count(salesforce_account_id) FROM raw.accounts),"
+            " (SELECT count(hubspot_contact_id) + count(salesforce_lead_id) + count(salesforce_contact_id)"
+            "  FROM raw.contacts), (SELECT count(email) FROM raw.contacts)"
+        ).fetchall()[0]
+    assert counts == raw_counts(tiny_raw_warehouse)
+    assert ids[:2] == (0, 0) and ids[2] > 0, "the ids are empty, the rest is loaded"
+
+
+def test_a_missing_required_column_is_named_among_absent_optional_ones(tmp_path, exports):
+    folder = copy_exports(exports["csv"], tmp_path / "x")
+    drop_columns(folder / "contacts.csv", CRM_ID_COLUMNS["contacts"] | {"email"})
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con, pytest.raises(SourceFileError) as err:
+        load_files(con, folder)
+    message = str(err.value)
+    assert "contacts.csv, column 'email': column is missing" in message
+    assert "1 problem(s)" in message, "absent optional columns are not problems"
+
+
+def test_a_malformed_crm_id_is_loaded_for_the_warehouse_to_quarantine(tmp_path, exports):
+    """The loader checks types only; whether an id is a valid CRM id is a warehouse rule (with a reason)."""
+    folder = copy_exports(exports["csv"], tmp_path / "x")
+    rewrite_csv(folder / "contacts.csv", lambda rows: rows[1].__setitem__(rows[0].index("salesforce_lead_id"), "??"))
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        load_files(con, folder)
+        assert con.execute("SELECT count(*) FROM raw.contacts WHERE salesforce_lead_id = '??'").fetchall()[0][0] == 1
 
 
 def test_unparseable_value_names_file_column_and_row_and_writes_nothing(tmp_path, exports):

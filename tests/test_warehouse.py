@@ -83,8 +83,10 @@ def test_planted_bad_rows_land_in_quarantine(warehouse_copy):
         con.execute("""
             INSERT INTO raw.payments
                 VALUES ('P-BAD-1', 'I-00000001', -10.0, TIMESTAMP '2026-01-01', TIMESTAMP '2026-01-02');
-            INSERT INTO raw.contacts SELECT 'L-BAD-1', account_id, 'no-at-sign.example.com', 'A', 'B', NULL,
-                'referral', 'cmp-100', true, TIMESTAMP '2026-01-01', TIMESTAMP '2026-01-02' FROM raw.accounts LIMIT 1;
+            INSERT INTO raw.contacts (contact_id, account_id, email, first_name, last_name, title, lead_source,
+                                      utm_campaign, marketing_consent, created_at, _loaded_at)
+                SELECT 'L-BAD-1', account_id, 'no-at-sign.example.com', 'A', 'B', NULL, 'referral', 'cmp-100', true,
+                       TIMESTAMP '2026-01-01', TIMESTAMP '2026-01-02' FROM raw.accounts LIMIT 1;
             INSERT INTO raw.marketing_events VALUES
                 (-1, 'L-0000001', 'page_view', '/pricing', TIMESTAMP '2027-01-01', TIMESTAMP '2026-01-02'),
                 (-2, 'L-0000001', 'carrier_pigeon', NULL, TIMESTAMP '2026-01-01', TIMESTAMP '2026-01-02');

@@ -3,6 +3,10 @@
   rows whose reason is null, `quarantine` keeps the others with the reason, so a row is never silently
   dropped and never passed on. A rule is (condition, reason); the first matching rule wins.
   "In the future" means after the row's own `_loaded_at`: nothing can happen after it was extracted.
+  A CRM record id that is present but not an id of its object (macros/crm_ids.sql: wrong shape, a
+  Salesforce key prefix of another object - 001 Account, 00Q Lead, 003 Contact - or an inconsistent
+  checksum) is malformed: writing scores by it would hit no record or the wrong one. An empty id is
+  missing, not malformed.
 -#}
 {% macro accepted_values_sql(name) -%}
   {%- set lists = {
@@ -26,6 +30,8 @@
       ("created_at > _loaded_at", "created_at is in the future"),
       ("employee_band is not null and trim(employee_band) not in " ~ accepted_values_sql('employee_band'),
        "unknown employee_band"),
+      (hubspot_id_is_malformed('hubspot_company_id'), "malformed hubspot_company_id"),
+      (salesforce_id_is_malformed('salesforce_account_id', '001'), "malformed salesforce_account_id"),
     ],
     'contacts': [
       ("contact_id is null", "missing contact_id"),
@@ -33,6 +39,9 @@
       ("created_at > _loaded_at", "created_at is in the future"),
       ("lead_source is not null and lower(trim(lead_source)) not in " ~ accepted_values_sql('lead_source'),
        "unknown lead_source"),
+      (hubspot_id_is_malformed('hubspot_contact_id'), "malformed hubspot_contact_id"),
+      (salesforce_id_is_malformed('salesforce_lead_id', '00Q'), "malformed salesforce_lead_id"),
+      (salesforce_id_is_malformed('salesforce_contact_id', '003'), "malformed salesforce_contact_id"),
     ],
     'marketing_events': [
       ("contact_id is null", "missing contact_id"),

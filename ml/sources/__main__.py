@@ -32,7 +32,7 @@ def parse_scale(value: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ml.sources", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    syn = sub.add_parser("synthetic", help="generate the synthetic company into raw and oracle")
+    syn = sub.add_parser("synthetic", help="generate the synthetic company into raw, oracle and synthetic_crm")
     syn.add_argument(
         "--scale",
         type=parse_scale,

@@ -4,10 +4,11 @@ Each table of :data:`ml.sources.schema.RAW_TABLES` is read from ``<folder>/<tabl
 ``<folder>/<table>.csv`` (with a header row). Every value is checked against the contract before
 anything is written, and a problem fails the load with a message naming the file, the column and the
 row, e.g. ``invoices.csv, column 'amount', row 17 (line 18): 'abc' is not a DOUBLE``. Extra columns
-are ignored; ``_loaded_at`` may be left out, and then is the time of the load.
+are ignored; ``_loaded_at`` may be left out, and then is the time of the load; optional columns (the
+CRM's own record ids, ``Column.optional``) may be left out, and then load as empty.
 
 The load replaces schema ``raw`` in one transaction (twice is the same as once) and drops the
-``oracle`` schema, which only ever describes synthetic data.
+``oracle`` and ``synthetic_crm`` schemas, which only ever describe synthetic data.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ml.sources.schema import LOADED_AT, RAW_TABLES, Column, RawTable, create_ta
 log = logging.getLogger(__name__)
 
 MAX_REPORTED_PROBLEMS = 20
+SYNTHETIC_ONLY_SCHEMAS = ("oracle", "synthetic_crm")
 
 
 class SourceFileError(ValueError):
@@ -67,10 +69,16 @@ def _scan_sql(path: Path) -> str:
     )
 
 
+def _may_be_absent(column: Column) -> bool:
+    return column.optional or column.name == LOADED_AT.name
+
+
 def _value_expression(column: Column, present: bool, loaded_at: dt.datetime) -> str:
     if present:
         return f'TRY_CAST("{column.name}" AS {column.type})'
-    # Only _loaded_at may be missing (checked before); it then records this load.
+    if column.optional:
+        return f"CAST(NULL AS {column.type})"
+    # Only _loaded_at may otherwise be missing (checked before); it then records this load.
     return f"TIMESTAMP '{loaded_at:%Y-%m-%d %H:%M:%S}'"
 
 
@@ -85,7 +93,7 @@ def check_table_file(con: duckdb.DuckDBPyConnection, path: Path, table: RawTable
     problems = [
         Problem(path.name, c.name, None, "column is missing")
         for c in table.columns
-        if c.name not in present and c.name != LOADED_AT.name
+        if c.name not in present and not _may_be_absent(c)
     ]
     checks: list[str] = []
     for c in table.columns:
@@ -152,7 +160,9 @@ def load_files(
             con.execute(create_table_sql(table))
             values = ", ".join(_value_expression(c, c.name in present, loaded_at) for c in table.columns)
             con.execute(f"INSERT INTO raw.{table.name} SELECT {values} FROM {_scan_sql(path)} ORDER BY _row")
-        con.execute("DROP SCHEMA IF EXISTS oracle CASCADE")
+        # Both describe the synthetic company only; left behind they would contradict these exports.
+        for schema in SYNTHETIC_ONLY_SCHEMAS:
+            con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -1,13 +1,17 @@
 """The raw-table contract: what an ELT tool (or the synthetic generator) must land in schema ``raw``.
 
 This module is the single definition of that contract: the synthetic generator writes exactly these
-columns, the files loader validates exports against them, dbt's ``sources.yml`` declares them and the
-README documents them (``tests/test_raw_schema.py`` keeps the four in step).
+columns, the files loader validates exports against them, dbt's ``sources.yml`` is generated from them
+(:func:`dbt_sources_yaml`) and the README documents them (:func:`markdown_reference`);
+``tests/test_raw_schema.py`` keeps the four in step.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import yaml
 
 
 @dataclass(frozen=True)
@@ -16,6 +20,14 @@ class Column:
     type: str  # a DuckDB type name
     description: str
     nullable: bool = True
+    # The column may be absent from a file export; it then loads as empty (NULL). For columns an ELT
+    # tool may not extract (the CRM's own record ids): leadscore works without them, though activation
+    # then finds only HubSpot contacts (by e-mail).
+    optional: bool = False
+
+    def __post_init__(self) -> None:
+        if self.optional and not self.nullable:
+            raise ValueError(f"{self.name}: an optional column loads as empty, so it cannot be required")
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,20 @@ RAW_TABLES: tuple[RawTable, ...] = (
         "Companies in the CRM (customers, prospects and the odd test account).",
         (
             Column("account_id", "VARCHAR", "CRM account id.", nullable=False),
+            Column(
+                "hubspot_company_id",
+                "VARCHAR",
+                "HubSpot company id (the record id, digits); empty when the company is not in HubSpot. "
+                "Activation updates the company by it.",
+                optional=True,
+            ),
+            Column(
+                "salesforce_account_id",
+                "VARCHAR",
+                "Salesforce Account id (key prefix 001), 15 characters or 18 in any case; empty when the company "
+                "is not in Salesforce. Staging turns it into the canonical 18-character id.",
+                optional=True,
+            ),
             Column("account_name", "VARCHAR", "Company name; test accounts contain 'test'."),
             Column("domain", "VARCHAR", "Web domain."),
             Column("industry", "VARCHAR", "Industry, free-text casing."),
@@ -59,6 +85,29 @@ RAW_TABLES: tuple[RawTable, ...] = (
         "People (leads) at accounts, as exported from the CRM; may contain duplicates.",
         (
             Column("contact_id", "VARCHAR", "CRM contact id.", nullable=False),
+            Column(
+                "hubspot_contact_id",
+                "VARCHAR",
+                "HubSpot contact id (digits); empty when the person is not in HubSpot or the export did not "
+                "resolve it (activation then finds the contact by e-mail). HubSpot keeps one contact per "
+                "address, so duplicate rows of a person carry the same id.",
+                optional=True,
+            ),
+            Column(
+                "salesforce_lead_id",
+                "VARCHAR",
+                "Salesforce Lead id (key prefix 00Q), 15 characters or 18 in any case; kept after the Lead was "
+                "converted. Empty for people created directly as Contacts or not in Salesforce.",
+                optional=True,
+            ),
+            Column(
+                "salesforce_contact_id",
+                "VARCHAR",
+                "Salesforce Contact id (key prefix 003), 15 characters or 18 in any case: set once the Lead was "
+                "converted, or for people created directly as Contacts; empty otherwise. Activation writes "
+                "converted people here, not on their (read-only) Lead.",
+                optional=True,
+            ),
             Column("account_id", "VARCHAR", "Account the contact works at."),
             Column("email", "VARCHAR", "Email address, any casing."),
             Column("first_name", "VARCHAR", "First name."),
@@ -198,6 +247,12 @@ def create_table_sql(table: RawTable, schema: str = "raw") -> str:
     return f"CREATE OR REPLACE TABLE {schema}.{table.name} (\n  {cols}\n)"
 
 
+def _required_cell(column: Column) -> str:
+    if column.optional:
+        return "no (column optional)"
+    return "no" if column.nullable else "yes"
+
+
 def markdown_reference() -> str:
     """The raw schema as Markdown, for the README (a test checks the README is in step)."""
     lines: list[str] = []
@@ -206,6 +261,43 @@ def markdown_reference() -> str:
         lines.append("| column | type | required | description |")
         lines.append("|---|---|---|---|")
         for c in table.columns:
-            lines.append(f"| `{c.name}` | {c.type} | {'no' if c.nullable else 'yes'} | {c.description} |")
+            lines.append(f"| `{c.name}` | {c.type} | {_required_cell(c)} | {c.description} |")
         lines.append("")
     return "\n".join(lines)
+
+
+SOURCES_DESCRIPTION = (
+    "Raw tables landed by the synthetic generator or the files loader (contract: ml/sources/schema.py, "
+    "README 'Raw tables'). Rows that break a rule are not passed on: they land in staging.quarantine with a reason."
+)
+
+
+def _source_column(column: Column) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": column.name, "description": column.description}
+    if not column.nullable:
+        entry["data_tests"] = ["not_null"]
+    return entry
+
+
+def dbt_sources_yaml() -> str:
+    """dbt's ``models/staging/_sources.yml``, generated from the contract (a test checks the file is in step)."""
+    doc = {
+        "version": 2,
+        "sources": [
+            {
+                "name": "raw",
+                "schema": "raw",
+                "description": SOURCES_DESCRIPTION,
+                "tables": [
+                    {
+                        "name": t.name,
+                        "description": t.description,
+                        "columns": [_source_column(c) for c in t.columns],
+                    }
+                    for t in RAW_TABLES
+                ],
+            }
+        ],
+    }
+    header = "# Generated from ml/sources/schema.py (tests/test_raw_schema.py keeps them in step).\n"
+    return header + yaml.safe_dump(doc, sort_keys=False, width=110, allow_unicode=True)

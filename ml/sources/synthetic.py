@@ -17,6 +17,12 @@ Dirt real exports have is injected on purpose (duplicate contacts, inconsistent 
 titles, test accounts, malformed emails, late-arriving and future-dated events, unknown enum values,
 negative amounts): the warehouse must clean or quarantine it.
 
+The raw tables are an *export of the company's CRM*: the generator first creates the CRM's records
+(HubSpot contacts and companies; Salesforce Accounts, Leads and Contacts, with their own record ids),
+then exports them with the ids an ELT tool would carry, dirt included (ids not yet resolved, 15-character
+and lower-cased Salesforce ids). The CRM as it is, with canonical ids, is written to schema
+``synthetic_crm``; the CRM sandbox seeds itself from it and no dbt model or feature reads it.
+
 Everything is vectorised with numpy and generated in chunks of leads, so the bench scale (100k
 accounts, 1M leads, 50M events) fits comfortably in memory; the same seed and configuration always
 give the same tables.
@@ -33,7 +39,10 @@ from dataclasses import dataclass, field
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from activation.salesforce_ids import KEY_PREFIXES
 from ml.sources.schema import RAW_TABLES, create_table_sql
 
 log = logging.getLogger(__name__)
@@ -190,6 +199,46 @@ CATEGORY_ORDER = ["blog", "docs", "case_study", "pricing", "demo", "other"]
 BACKGROUND_MIX = np.array([0.5, 0.2, 0.06, 0.03, 0.0, 0.21])
 EVALUATION_MIX = np.array([0.06, 0.22, 0.17, 0.33, 0.05, 0.17])
 
+# The CRM. Who is in which system, and the dirt the ELT tool adds to the ids it exports.
+CRM_SCHEMA = "synthetic_crm"
+CRM_STREAM = 0xC12  # the CRM's own random stream (see SyntheticCompany.crm)
+HUBSPOT_COMPANY_RATE = 0.98  # accounts with a HubSpot company
+SALESFORCE_ACCOUNT_RATE = 0.93  # accounts with a Salesforce Account (every account with an opportunity has one)
+HUBSPOT_UNCONSENTED_RATE = 0.80  # people without marketing consent who are in HubSpot (all consented ones are)
+SALESFORCE_DIRECT_CONTACT_RATE = 0.08  # unconverted people created directly as Contacts
+SALESFORCE_ABSENT_RATE = 0.04  # unconverted people not in Salesforce at all
+EXPORT_HUBSPOT_ID_LAG_RATE = 0.04  # exported rows whose HubSpot contact id the ELT tool had not resolved yet
+EXPORT_SALESFORCE_ID15_RATE = 0.02  # Salesforce ids exported in their 15-character form
+EXPORT_SALESFORCE_LOWER_RATE = 0.01  # 18-character ids lower-cased on the way (a spreadsheet)
+LEAD_STATUSES = np.array(["Open - Not Contacted", "Working - Contacted", "Closed - Not Converted"])
+LEAD_STATUS_WEIGHTS = np.array([0.5, 0.35, 0.15])
+CONVERTED_LEAD_STATUS = "Closed - Converted"
+SALESFORCE_POD = "8d"
+# synthetic_crm, exactly as the sandbox seeder reads it: (column, DuckDB type) per table.
+CRM_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "hubspot_contacts": (("id", "VARCHAR"), ("email", "VARCHAR"), ("firstname", "VARCHAR"), ("lastname", "VARCHAR")),
+    "hubspot_companies": (("id", "VARCHAR"), ("name", "VARCHAR"), ("domain", "VARCHAR")),
+    "salesforce_accounts": (("Id", "VARCHAR"), ("Name", "VARCHAR"), ("Website", "VARCHAR")),
+    "salesforce_leads": (
+        ("Id", "VARCHAR"),
+        ("FirstName", "VARCHAR"),
+        ("LastName", "VARCHAR"),
+        ("Company", "VARCHAR"),
+        ("Email", "VARCHAR"),
+        ("Status", "VARCHAR"),
+        ("IsConverted", "BOOLEAN"),
+        ("ConvertedContactId", "VARCHAR"),
+        ("ConvertedAccountId", "VARCHAR"),
+    ),
+    "salesforce_contacts": (
+        ("Id", "VARCHAR"),
+        ("FirstName", "VARCHAR"),
+        ("LastName", "VARCHAR"),
+        ("Email", "VARCHAR"),
+        ("AccountId", "VARCHAR"),
+    ),
+}
+
 PLANS = np.array(["starter", "professional", "enterprise"])
 PLAN_PRICE_PER_SEAT = np.array([25.0, 55.0, 95.0])
 STAGES = ["prospecting", "qualification", "proposal", "negotiation", "closed_won", "closed_lost"]
@@ -284,6 +333,261 @@ def _messy_case(rng: np.random.Generator, values: np.ndarray, rate: float) -> np
         v = str(out[i])
         out[i] = v.upper() if s == 0 else (v.title().replace("_", " ") if s == 1 else f" {v} ")
     return out
+
+
+_BASE62 = np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", np.uint8)
+_SUFFIX_ALPHABET = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345", np.uint8)
+# Record ids are numpy fixed-width byte strings, NO_ID where there is no record: the CRM's millions of ids
+# are made, indexed and dirtied as arrays and reach DuckDB as Arrow arrays, never as one Python str each
+# (that alone would cost seconds at the bench scale).
+NO_ID = b""
+
+
+def salesforce_ids(prefix: str, numbers: np.ndarray, pod: str = SALESFORCE_POD) -> np.ndarray:
+    """``activation.salesforce_ids.make_salesforce_id`` for a whole array of record numbers at once.
+
+    The same 18-character ids (a test holds the two to each other): key prefix, pod, the number in 10
+    base-62 digits, then the suffix that records which of the first 15 characters are upper case.
+    """
+    numbers = np.asarray(numbers, dtype=np.int64)
+    if len(prefix) != 3 or len(pod) != 2 or (numbers.size and (numbers.min() < 0 or numbers.max() >= 62**10)):
+        raise ValueError("prefix has 3 characters, pod 2, and numbers fit in 10 base-62 digits")
+    chars = np.empty((len(numbers), 18), np.uint8)
+    chars[:, :3] = np.frombuffer(prefix.encode(), np.uint8)
+    chars[:, 3:5] = np.frombuffer(pod.encode(), np.uint8)
+    rest = numbers.copy()
+    for position in range(14, 4, -1):
+        rest, digit = np.divmod(rest, 62)
+        chars[:, position] = _BASE62[digit]
+    # Per block of 5 characters, one bit per upper-case letter, spelled as one character of the alphabet.
+    upper = (chars[:, :15] >= ord("A")) & (chars[:, :15] <= ord("Z"))
+    chars[:, 15:] = _SUFFIX_ALPHABET[(upper.reshape(-1, 3, 5) * (1 << np.arange(5))).sum(axis=2)]
+    return chars.view("S18").ravel()
+
+
+def hubspot_ids(rng: np.random.Generator, count: int, digits: int) -> np.ndarray:
+    """``count`` distinct random record ids of exactly ``digits`` digits (HubSpot ids are plain numbers)."""
+    low = 10 ** (digits - 1)
+    numbers = rng.choice(9 * low, count, replace=False) + low
+    chars = (numbers[:, None] // 10 ** np.arange(digits - 1, -1, -1) % 10 + ord("0")).astype(np.uint8)
+    return np.ascontiguousarray(chars).view(f"S{digits}").ravel()
+
+
+def _new_salesforce_records(rng: np.random.Generator, sobject: str, count: int) -> np.ndarray:
+    """Ids of ``count`` new records of one object: consecutive record numbers from a random start."""
+    start = int(rng.integers(62**6, 62**7))
+    return salesforce_ids(KEY_PREFIXES[sobject], np.arange(start, start + count))
+
+
+def _scatter(mask: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """``ids`` at the positions where ``mask`` holds, NO_ID elsewhere."""
+    out = np.full(len(mask), NO_ID, dtype=ids.dtype)
+    out[mask] = ids
+    return out
+
+
+def _arrow_strings(values: np.ndarray) -> pa.Array:
+    """Fixed-width ASCII bytes to an Arrow string array (empty -> null), straight from the buffer."""
+    width = values.dtype.itemsize
+    chars = np.ascontiguousarray(values).view(np.uint8).reshape(len(values), width)
+    filled = chars != 0  # values hold no NUL: numpy pads shorter ones with trailing NULs
+    lengths = filled.sum(axis=1)
+    offsets = np.zeros(len(values) + 1, np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    data, validity = np.ascontiguousarray(chars[filled]), np.packbits(lengths > 0, bitorder="little")
+    return pa.StringArray.from_buffers(len(values), pa.py_buffer(offsets), pa.py_buffer(data), pa.py_buffer(validity))
+
+
+def _id_series(ids: np.ndarray) -> pd.Series:
+    return pd.Series(pd.arrays.ArrowStringArray(_arrow_strings(ids)))
+
+
+def exported_salesforce_ids(rng: np.random.Generator, ids: np.ndarray) -> np.ndarray:
+    """Salesforce ids as an export carries them: a few in the 15-character form, a few 18-character ones
+    lower-cased by a spreadsheet. Each still names its record (staging restores the canonical id)."""
+    present = ids != NO_ID
+    short = present & (rng.random(len(ids)) < EXPORT_SALESFORCE_ID15_RATE)
+    lower = present & ~short & (rng.random(len(ids)) < EXPORT_SALESFORCE_LOWER_RATE)
+    out = ids.copy()
+    out[short] = ids[short].astype("S15")  # the first 15 characters, which are the id
+    out[lower] = np.strings.lower(ids[lower])
+    return out
+
+
+@dataclass(frozen=True)
+class _CrmIdentity:
+    """Who is which record in the CRM, with canonical ids (NO_ID: no record).
+
+    Per raw account row: ``hubspot_company``, ``salesforce_account``. Per raw contact row (originals, then
+    duplicates): ``hubspot_contact`` (a duplicate shares its original's), ``salesforce_lead``,
+    ``salesforce_contact``, ``converted`` (the Lead became the Contact), ``duplicate``.
+    """
+
+    hubspot_company: np.ndarray
+    salesforce_account: np.ndarray
+    hubspot_contact: np.ndarray
+    salesforce_lead: np.ndarray
+    salesforce_contact: np.ndarray
+    converted: np.ndarray
+    duplicate: np.ndarray
+
+
+def crm_identity(
+    rng: np.random.Generator,
+    person_account: np.ndarray,
+    consent: np.ndarray,
+    duplicate_of: np.ndarray,
+    opportunities: pd.DataFrame,
+    n_accounts: int,
+) -> _CrmIdentity:
+    """The CRM's records of the company's accounts and people (``person_account``: account index per person;
+    ``duplicate_of``: person index of each duplicate contact row)."""
+    n_people, n_dups = len(person_account), len(duplicate_of)
+    # Companies. Opportunities live in Salesforce, so every account with one has an Account there; the
+    # others are drawn so that SALESFORCE_ACCOUNT_RATE of all accounts have one.
+    in_hubspot = rng.random(n_accounts) < HUBSPOT_COMPANY_RATE
+    hubspot_company = _scatter(in_hubspot, hubspot_ids(rng, int(in_hubspot.sum()), 10))
+    has_opportunity = np.zeros(n_accounts, bool)
+    has_opportunity[opportunities["account_num"].to_numpy() - 1] = True
+    n_free = n_accounts - int(has_opportunity.sum())
+    rate = np.clip((SALESFORCE_ACCOUNT_RATE * n_accounts - (n_accounts - n_free)) / max(n_free, 1), 0.0, 1.0)
+    in_salesforce = has_opportunity | (rng.random(n_accounts) < rate)
+    salesforce_account = _scatter(in_salesforce, _new_salesforce_records(rng, "Account", int(in_salesforce.sum())))
+
+    # People. Every consented person is in HubSpot, so a nightly sync never misses one for good.
+    person_in_hubspot = consent | (rng.random(n_people) < HUBSPOT_UNCONSENTED_RATE)
+    hubspot_contact = _scatter(person_in_hubspot, hubspot_ids(rng, int(person_in_hubspot.sum()), 11))
+    # The primary contact of an opportunity was converted: a Lead (kept) and a Contact at the Account.
+    converted = np.zeros(n_people, bool)
+    converted[opportunities["contact_num"].to_numpy() - 1] = True
+    # Of the others, a few were created directly as Contacts (at an Account), a few are not in Salesforce.
+    u, direct_rate, absent_rate = rng.random(n_people), SALESFORCE_DIRECT_CONTACT_RATE, SALESFORCE_ABSENT_RATE
+    direct = ~converted & (u < direct_rate) & in_salesforce[person_account]
+    absent = ~converted & (u >= direct_rate) & (u < direct_rate + absent_rate)
+    has_lead, has_contact = ~direct & ~absent, converted | direct
+    # A duplicate is the person created again: the same HubSpot contact (HubSpot keeps one per address),
+    # but a Lead of its own in Salesforce, never converted.
+    n_leads = int(has_lead.sum())
+    leads = _new_salesforce_records(rng, "Lead", n_leads + n_dups)
+    contacts = _new_salesforce_records(rng, "Contact", int(has_contact.sum()))
+    no_id = np.full(n_dups, NO_ID, dtype=contacts.dtype)
+    return _CrmIdentity(
+        hubspot_company=hubspot_company,
+        salesforce_account=salesforce_account,
+        hubspot_contact=np.concatenate([hubspot_contact, hubspot_contact[duplicate_of]]),
+        salesforce_lead=np.concatenate([_scatter(has_lead, leads[:n_leads]), leads[n_leads:]]),
+        salesforce_contact=np.concatenate([_scatter(has_contact, contacts), no_id]),
+        converted=np.concatenate([converted, np.zeros(n_dups, bool)]),
+        duplicate=np.concatenate([np.zeros(n_people, bool), np.ones(n_dups, bool)]),
+    )
+
+
+def crm_records(
+    rng: np.random.Generator,
+    ids: _CrmIdentity,
+    accounts: pd.DataFrame,
+    contacts: pd.DataFrame,
+    contact_account: np.ndarray,
+    malformed_email: np.ndarray,
+) -> dict[str, pa.Table]:
+    """Schema ``synthetic_crm`` (:data:`CRM_TABLES`): the records as the CRMs hold them, canonical ids.
+
+    ``contacts`` are the raw contact rows, ``contact_account`` their account index. Addresses are stored
+    lower-cased and trimmed, and not at all when malformed (both CRMs refuse them).
+    """
+    name, domain = pa.array(accounts["account_name"]), pa.array(accounts["domain"])
+    first, last = pa.array(contacts["first_name"]), pa.array(contacts["last_name"])
+    email = pc.if_else(
+        pa.array(malformed_email),
+        pa.scalar(None, pa.string()),
+        pc.utf8_lower(pc.utf8_trim_whitespace(pa.array(contacts["email"]))),
+    )
+    company, account = ids.hubspot_company != NO_ID, ids.salesforce_account != NO_ID
+    person = ~ids.duplicate & (ids.hubspot_contact != NO_ID)  # one HubSpot contact per person
+    lead = ids.salesforce_lead != NO_ID
+    contact = ~ids.duplicate & (ids.salesforce_contact != NO_ID)
+    status = np.where(
+        ids.converted,
+        len(LEAD_STATUSES),
+        rng.choice(len(LEAD_STATUSES), len(ids.converted), p=LEAD_STATUS_WEIGHTS),
+    )
+    statuses = pa.array([*LEAD_STATUSES, CONVERTED_LEAD_STATUS])
+    converted_account = np.where(ids.converted, ids.salesforce_account[contact_account], NO_ID)
+    return {
+        "hubspot_contacts": pa.table(
+            {
+                "id": _arrow_strings(ids.hubspot_contact[person]),
+                "email": email.filter(person),
+                "firstname": first.filter(person),
+                "lastname": last.filter(person),
+            }
+        ),
+        "hubspot_companies": pa.table(
+            {
+                "id": _arrow_strings(ids.hubspot_company[company]),
+                "name": name.filter(company),
+                "domain": domain.filter(company),
+            }
+        ),
+        "salesforce_accounts": pa.table(
+            {
+                "Id": _arrow_strings(ids.salesforce_account[account]),
+                "Name": name.filter(account),
+                "Website": domain.filter(account),
+            }
+        ),
+        "salesforce_leads": pa.table(
+            {
+                "Id": _arrow_strings(ids.salesforce_lead[lead]),
+                "FirstName": first.filter(lead),
+                "LastName": last.filter(lead),
+                "Company": name.take(contact_account[lead]),
+                "Email": email.filter(lead),
+                "Status": statuses.take(status[lead]),
+                "IsConverted": pa.array(ids.converted[lead]),
+                "ConvertedContactId": _arrow_strings(np.where(ids.converted, ids.salesforce_contact, NO_ID)[lead]),
+                "ConvertedAccountId": _arrow_strings(converted_account[lead]),
+            }
+        ),
+        "salesforce_contacts": pa.table(
+            {
+                "Id": _arrow_strings(ids.salesforce_contact[contact]),
+                "FirstName": first.filter(contact),
+                "LastName": last.filter(contact),
+                "Email": email.filter(contact),
+                "AccountId": _arrow_strings(ids.salesforce_account[contact_account[contact]]),
+            }
+        ),
+    }
+
+
+def crm_export(rng: np.random.Generator, identity: _CrmIdentity) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The id columns the ELT tool exports for the raw accounts and contacts, dirt included."""
+    lagging = rng.random(len(identity.hubspot_contact)) < EXPORT_HUBSPOT_ID_LAG_RATE
+    accounts = pd.DataFrame(
+        {
+            "hubspot_company_id": _id_series(identity.hubspot_company),
+            "salesforce_account_id": _id_series(exported_salesforce_ids(rng, identity.salesforce_account)),
+        }
+    )
+    contacts = pd.DataFrame(
+        {
+            # Not yet resolved by the ELT tool: the contact exists, and is found by e-mail.
+            "hubspot_contact_id": _id_series(np.where(lagging, NO_ID, identity.hubspot_contact)),
+            "salesforce_lead_id": _id_series(exported_salesforce_ids(rng, identity.salesforce_lead)),
+            "salesforce_contact_id": _id_series(exported_salesforce_ids(rng, identity.salesforce_contact)),
+        }
+    )
+    return accounts, contacts
+
+
+@dataclass
+class _Crm:
+    """The company's CRM: its records (schema ``synthetic_crm``) and the id columns of the raw export."""
+
+    account_ids: pd.DataFrame
+    contact_ids: pd.DataFrame
+    tables: dict[str, pa.Table]
 
 
 @dataclass
@@ -519,6 +823,7 @@ class SyntheticCompany:
         dups["created_at"] = self.ts(dup_created)
         dups["_loaded_at"] = self.ts(np.minimum(dup_created + 0.2, self.extracted_day))
         self.duplicate_of = pd.Series(dup, index=dups["contact_num"].to_numpy())  # dup id -> lead index
+        self.malformed_email = malformed  # per lead: the CRMs refuse such an address
         return state, pd.concat([frame, dups], ignore_index=True)
 
     # -- marketing events ------------------------------------------------------------------------
@@ -854,12 +1159,29 @@ class SyntheticCompany:
         )
         return {"product_users": users, "workspaces": workspaces, "product_usage": usage}
 
+    # -- the CRM ---------------------------------------------------------------------------------
+    def crm(self, accounts: _Accounts, leads: _Leads, contacts: pd.DataFrame, opportunities: pd.DataFrame) -> _Crm:
+        """The company's CRM (who is which HubSpot and Salesforce record) and the ids its export carries.
+
+        Draws come from a random stream of their own, seeded by the seed: the same seed gives the same
+        CRM, and the CRM never shifts the data the model learns from.
+        """
+        rng = np.random.default_rng([self.config.seed, CRM_STREAM])
+        duplicate_of = self.duplicate_of.to_numpy()
+        identity = crm_identity(rng, leads.account, leads.consent, duplicate_of, opportunities, len(accounts.frame))
+        contact_account = np.concatenate([leads.account, leads.account[duplicate_of]])
+        malformed = np.concatenate([self.malformed_email, np.zeros(len(duplicate_of), bool)])
+        tables = crm_records(rng, identity, accounts.frame, contacts, contact_account, malformed)
+        account_ids, contact_ids = crm_export(rng, identity)
+        return _Crm(account_ids, contact_ids, tables)
+
 
 # SQL that turns the integer-keyed frames into the raw contract (ids are formatted in DuckDB).
 _SELECTS: dict[str, str] = {
-    "accounts": "printf('A-%07d', account_num), account_name, domain, industry, employee_band, country, "
-    "revenue_band, founded_year, created_at, _loaded_at",
-    "contacts": "printf('L-%07d', contact_num), printf('A-%07d', account_num), email, first_name, last_name, "
+    "accounts": "printf('A-%07d', account_num), hubspot_company_id::VARCHAR, salesforce_account_id::VARCHAR, "
+    "account_name, domain, industry, employee_band, country, revenue_band, founded_year, created_at, _loaded_at",
+    "contacts": "printf('L-%07d', contact_num), hubspot_contact_id::VARCHAR, salesforce_lead_id::VARCHAR, "
+    "salesforce_contact_id::VARCHAR, printf('A-%07d', account_num), email, first_name, last_name, "
     "title, lead_source, utm_campaign, marketing_consent, created_at, _loaded_at",
     "marketing_events": "event_id, printf('L-%07d', contact_num), "
     f"{[*EVENT_TYPES]}[event_code + 1], CASE WHEN path_code >= 0 THEN {[*PAGE_PATHS]}[path_code + 1] END, "
@@ -898,7 +1220,7 @@ def _event_chunks(company: SyntheticCompany, leads: _Leads) -> Iterator[pd.DataF
 
 
 def load_synthetic(con: duckdb.DuckDBPyConnection, config: SyntheticConfig | None = None) -> dict[str, int]:
-    """Generate the company and replace schemas ``raw`` and ``oracle`` in one transaction.
+    """Generate the company and replace schemas ``raw``, ``oracle`` and ``synthetic_crm`` in one transaction.
 
     Returns the row count of every raw table. A failure rolls everything back, so readers never see a
     half-written source.
@@ -914,13 +1236,17 @@ def load_synthetic(con: duckdb.DuckDBPyConnection, config: SyntheticConfig | Non
         con.execute("CREATE SCHEMA IF NOT EXISTS oracle")
         for table in RAW_TABLES:
             con.execute(create_table_sql(table))
-        _insert(con, "accounts", accounts.frame)
-        _insert(con, "contacts", contacts)
         for chunk in _event_chunks(company, leads):
             _insert(con, "marketing_events", chunk)
-        for name, frame in company.revenue(accounts, leads).items():
+        revenue = company.revenue(accounts, leads)
+        # Who was converted in Salesforce follows from the opportunities, so the CRM comes after them.
+        crm = company.crm(accounts, leads, contacts, revenue["opportunities"])
+        _insert(con, "accounts", pd.concat([accounts.frame, crm.account_ids], axis=1))
+        _insert(con, "contacts", pd.concat([contacts, crm.contact_ids], axis=1))
+        for name, frame in revenue.items():
             _insert(con, name, frame)
         _write_oracle(con, company, leads)
+        _write_crm(con, crm.tables)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -934,6 +1260,23 @@ def load_synthetic(con: duckdb.DuckDBPyConnection, config: SyntheticConfig | Non
         counts,
     )
     return counts
+
+
+def _write_crm(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> None:
+    """Replace schema ``synthetic_crm``: the CRM's records as the CRM has them (:data:`CRM_TABLES`)."""
+    con.execute(f"DROP SCHEMA IF EXISTS {CRM_SCHEMA} CASCADE")
+    con.execute(f"CREATE SCHEMA {CRM_SCHEMA}")
+    for name, columns in CRM_TABLES.items():
+        select = ", ".join(f'CAST("{column}" AS {type_}) AS "{column}"' for column, type_ in columns)
+        con.register("_records", tables[name])
+        try:
+            con.execute(f"CREATE TABLE {CRM_SCHEMA}.{name} AS SELECT {select} FROM _records")
+        finally:
+            con.unregister("_records")
+        con.execute(
+            f"COMMENT ON TABLE {CRM_SCHEMA}.{name} IS 'The synthetic company''s CRM records (canonical ids), "
+            "for seeding the CRM sandbox. Never read by dbt models or features.'"
+        )
 
 
 def _write_oracle(con: duckdb.DuckDBPyConnection, company: SyntheticCompany, leads: _Leads) -> None:

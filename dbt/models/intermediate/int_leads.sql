@@ -11,6 +11,9 @@ with conversions as (
 
 select
     contacts.contact_id as lead_id,
+    contacts.hubspot_contact_id,
+    contacts.salesforce_lead_id,
+    contacts.salesforce_contact_id,
     contacts.account_id,
     contacts.email,
     contacts.title,

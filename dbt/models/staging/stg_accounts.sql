@@ -2,6 +2,8 @@
 -- from everything downstream in intermediate.
 select
     account_id,
+    {{ clean_hubspot_id('hubspot_company_id') }} as hubspot_company_id,
+    {{ normalize_salesforce_id('salesforce_account_id') }} as salesforce_account_id,
     trim(account_name) as account_name,
     lower(trim(domain)) as domain,
     replace(lower(trim(industry)), ' ', '_') as industry,

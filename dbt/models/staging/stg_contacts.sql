@@ -1,9 +1,18 @@
+-- A table, not a view like the other staging models: a dozen models and tests read it every build,
+-- and a view would deduplicate and normalise CRM ids again for each (seconds each at the bench scale).
+{{ config(materialized='table') }}
 -- One row per person: contacts are deduplicated on their normalised email, keeping the earliest
 -- created record. The ids of the merged duplicates travel along in `merged_contact_ids`, so their
 -- activity and opportunities can still be attributed (int_contact_identity) - nothing is lost.
+-- The CRM ids survive the merge too: HubSpot keeps one contact per address, so any merged record's
+-- HubSpot id names the person's contact; a merged record that became a Salesforce Contact is where the
+-- person now lives in Salesforce. The Lead id stays the surviving record's own.
 with clean as (
     select
         contact_id,
+        {{ clean_hubspot_id('hubspot_contact_id') }} as hubspot_contact_id,
+        {{ normalize_salesforce_id('salesforce_lead_id') }} as salesforce_lead_id,
+        {{ normalize_salesforce_id('salesforce_contact_id') }} as salesforce_contact_id,
         account_id,
         lower(trim(email)) as email,
         trim(first_name) as first_name,
@@ -20,14 +29,25 @@ with clean as (
 ),
 
 duplicates as (
-    select email, list(contact_id order by contact_id) as merged_contact_ids
+    select
+        email,
+        list(contact_id order by contact_id) as merged_contact_ids,
+        -- the earliest merged record that has one
+        arg_min(hubspot_contact_id, rank_in_email) filter (where hubspot_contact_id is not null)
+            as hubspot_contact_id,
+        arg_min(salesforce_contact_id, rank_in_email) filter (where salesforce_contact_id is not null)
+            as salesforce_contact_id
     from clean
     where rank_in_email > 1
     group by email
 )
 
 select
-    clean.* exclude (rank_in_email),
+    clean.contact_id,
+    coalesce(clean.hubspot_contact_id, duplicates.hubspot_contact_id) as hubspot_contact_id,
+    clean.salesforce_lead_id,
+    coalesce(clean.salesforce_contact_id, duplicates.salesforce_contact_id) as salesforce_contact_id,
+    clean.* exclude (contact_id, hubspot_contact_id, salesforce_lead_id, salesforce_contact_id, rank_in_email),
     coalesce(duplicates.merged_contact_ids, []::varchar[]) as merged_contact_ids
 from clean
 left join duplicates using (email)
