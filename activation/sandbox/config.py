@@ -1,9 +1,14 @@
-"""Settings of the CRM sandbox: credentials it accepts, limits it enforces, faults it injects."""
+"""Settings of the CRM sandbox: credentials it accepts, limits it enforces, faults it injects, identities."""
 
 from __future__ import annotations
 
+import re
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
+
+from activation.salesforce_ids import key_prefix, make_salesforce_id, normalize_salesforce_id
 
 # HubSpot limits per portal tier (crm-api-contracts.md): requests per rolling ten seconds, per day.
 HUBSPOT_TIERS: dict[str, tuple[int, int]] = {
@@ -25,9 +30,15 @@ ALL_HUBSPOT_SCOPES = (
 )
 
 DEFAULT_HUBSPOT_TOKEN = "pat-sandbox-0000-leadscore"
+DEFAULT_HUBSPOT_PORTAL_ID = 4470001
 DEFAULT_SALESFORCE_CLIENT_ID = "sandbox-consumer-key"
 DEFAULT_SALESFORCE_CLIENT_SECRET = "sandbox-consumer-secret"
 DEFAULT_SALESFORCE_USERNAME = "integration@leadscore.example"
+DEFAULT_SALESFORCE_ORG_ID = make_salesforce_id("00D", 1, "5g")
+DEFAULT_SALESFORCE_USER_ID = make_salesforce_id("005", 1, "5g")
+DEFAULT_MY_DOMAIN = "leadscore-sandbox"
+SALESFORCE_APP_NAME = "leadscore"  # the connected app named in Sforce-Limit-Info's per-app entry
+_MY_DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 
 
 @dataclass
@@ -40,6 +51,9 @@ class FaultConfig:
     ``UNABLE_TO_LOCK_ROW``). ``p_conflict`` fails a whole HubSpot batch with 409. ``p_empty_2xx`` answers a
     HubSpot batch with the known 2xx-with-nothing-in-it trap. ``conflict_keys`` always 409 a HubSpot batch
     containing them (a record that clashes with CRM data), ``reject_keys`` always fail those records.
+    ``p_concurrent_limit`` refuses a Salesforce data request with the short-lived concurrent-request
+    ``REQUEST_LIMIT_EXCEEDED`` before processing it (not charged to the daily allocation).
+    ``bulk_fail_after`` makes every Bulk job process that many rows and then end ``Failed``.
     """
 
     seed: int = 0
@@ -50,19 +64,43 @@ class FaultConfig:
     p_record_error: float = 0.0
     p_conflict: float = 0.0
     p_empty_2xx: float = 0.0
+    p_concurrent_limit: float = 0.0
     latency: float = 0.0
     conflict_keys: list[str] = field(default_factory=list)
     reject_keys: list[str] = field(default_factory=list)
+    bulk_fail_after: int | None = None
 
     def updated(self, changes: dict[str, Any]) -> FaultConfig:
+        """A copy with ``changes`` applied; refuses unknown names and values of the wrong type, because a
+        bad value would otherwise only fail later, inside some unrelated request."""
+        hints = typing.get_type_hints(FaultConfig)
         known = {f.name for f in fields(self)}
         unknown = set(changes) - known
         if unknown:
             raise ValueError(f"unknown fault settings: {sorted(unknown)} (known: {sorted(known)})")
+        for name, value in changes.items():
+            check_setting(name, value, hints[name])
         return replace(self, **changes)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def check_setting(name: str, value: Any, hint: Any) -> None:
+    """Raise ValueError unless ``value`` fits the annotation ``hint`` (int, float, bool, str, list[str], X | None)."""
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    for option in options:
+        if option is type(None) and value is None:
+            return
+        if option is float and isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+            return
+        if option is int and isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return
+        if option in (bool, str) and isinstance(value, option):
+            return
+        if typing.get_origin(option) is list and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return
+    raise ValueError(f"{name}: {value!r} is not a valid {hint}")
 
 
 @dataclass
@@ -77,6 +115,7 @@ class SandboxConfig:
     hubspot_max_per_window: int | None = None  # None: from the tier
     hubspot_daily_limit: int | None = None  # None: from the tier
     hubspot_max_unique_properties: int = 10
+    hubspot_portal_id: int = DEFAULT_HUBSPOT_PORTAL_ID
 
     salesforce_client_id: str = DEFAULT_SALESFORCE_CLIENT_ID
     salesforce_client_secret: str = DEFAULT_SALESFORCE_CLIENT_SECRET
@@ -84,11 +123,18 @@ class SandboxConfig:
     salesforce_jwt_public_key_pem: str | None = None  # checked only when `cryptography` is importable
     salesforce_token_lifetime: float = 7200.0
     salesforce_daily_limit: int = 100_000
+    salesforce_per_app_limit: int | None = None  # adds per-app-api-usage to Sforce-Limit-Info when set
     salesforce_api_version: str = "62.0"
-    salesforce_required_on_create: bool = False  # enforce LastName/Company (Lead) and Name (Account)
+    salesforce_required_on_create: bool = True  # REQUIRED_FIELD_MISSING for LastName/Company/Name on create
     # Deploy the leadscore custom fields of the default mapping at start (as an admin would have done).
     salesforce_deploy_leadscore_fields: bool = True
     salesforce_bulk_polls_before_complete: int = 1
+    salesforce_org_id: str = DEFAULT_SALESFORCE_ORG_ID
+    salesforce_user_id: str = DEFAULT_SALESFORCE_USER_ID
+    salesforce_my_domain: str = DEFAULT_MY_DOMAIN  # served under {url}/my/{salesforce_my_domain}
+
+    # How long the server waits for a request body that is shorter than its Content-Length.
+    body_read_timeout: float = 5.0
 
     faults: FaultConfig = field(default_factory=FaultConfig)
 
@@ -97,3 +143,19 @@ class SandboxConfig:
             raise ValueError(f"unknown HubSpot tier {self.hubspot_tier!r} (known: {', '.join(HUBSPOT_TIERS)})")
         per_window, daily = HUBSPOT_TIERS[self.hubspot_tier]
         return (self.hubspot_max_per_window or per_window, self.hubspot_daily_limit or daily)
+
+    def validate(self) -> None:
+        """Fail at start on settings that would make the sandbox answer nonsense later."""
+        self.hubspot_limits()
+        for name, prefix in (("salesforce_org_id", "00D"), ("salesforce_user_id", "005")):
+            canonical = normalize_salesforce_id(getattr(self, name))
+            if canonical is None or key_prefix(canonical) != prefix:
+                raise ValueError(f"{name} must be a Salesforce id with key prefix {prefix}")
+            setattr(self, name, canonical)
+        if not _MY_DOMAIN.match(self.salesforce_my_domain):
+            raise ValueError("salesforce_my_domain: lower-case letters, digits and inner hyphens only")
+
+    @property
+    def salesforce_pod(self) -> str:
+        """The 2 characters after the key prefix of the org id: new record ids carry the org's pod."""
+        return self.salesforce_org_id[3:5]

@@ -1,25 +1,33 @@
-"""HubSpot CRM v3 as crm-api-contracts.md describes it: properties, groups, batch upsert/update/read.
+"""HubSpot CRM v3 as crm-api-contracts.md describes it: properties, groups, batch create/upsert/update/read,
+and the account-info endpoints that name the portal.
 
 Strict where the real API is strict, so client bugs surface here and not in a customer's portal: values
-must be strings, at most 100 inputs, unknown properties are refused, ``idProperty`` must have unique values,
-a value that another record already owns in a unique property fails the whole batch with 409, and single
-records fail with 207 tied back by ``objectWriteTraceId``.
+must be strings, at most 100 inputs, unknown or read-only properties and any invalid value fail the whole
+batch with 400 (nothing written), ``idProperty`` must have unique values, a value another record already owns
+in a unique property fails the whole batch with 409, e-mails are unique case-insensitively, batch/update
+never creates, and only per-record problems (not found, injected faults) answer 207 tied back by
+``objectWriteTraceId``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import math
+import logging
+import re
 import sqlite3
-import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from activation.sandbox.config import SandboxConfig
 from activation.sandbox.faults import FaultDice
+from activation.sandbox.hubspot_values import canonical_value, value_problem
+from activation.sandbox.shapes import hubspot_error
 from activation.sandbox.store import Store, select_in
-from activation.sandbox.web import Request, Response, Router, json_response
+from activation.sandbox.web import Refusal, Request, Response, Router, json_object, json_response
+
+log = logging.getLogger(__name__)
 
 MAX_BATCH_INPUTS = 100
 OBJECT_TYPES = {"contacts": "contacts", "0-1": "contacts", "companies": "companies", "0-2": "companies"}
@@ -48,29 +56,47 @@ BUILTIN_PROPERTIES: dict[str, list[tuple[str, str, str, bool, bool]]] = {
     "companies": [
         ("name", "string", "text", False, False),
         ("domain", "string", "text", False, False),
+        ("numberofemployees", "number", "number", False, False),
         ("hs_object_id", "number", "number", False, True),
         ("createdate", "datetime", "date", False, True),
         ("lastmodifieddate", "datetime", "date", False, True),
     ],
 }
 BUILTIN_GROUPS = {"contacts": "contactinformation", "companies": "companyinformation"}
+_PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_HUBSPOT_ID = re.compile(r"^[1-9][0-9]{0,17}$")
 
 
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def hubspot_error(status: int, message: str, category: str, **extra: Any) -> Response:
-    body = {"status": "error", "message": message, "correlationId": str(uuid.uuid4()), "category": category}
-    body.update(extra)
-    return json_response(status, body)
+def normalize_hubspot_id(value: object) -> str | None:
+    """A HubSpot record id as its canonical digits (``"0042"`` and ``42.0`` are 42), None when not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip() if isinstance(value, int | str) else ""
+    text = text.lstrip("0") or text
+    return text if _HUBSPOT_ID.match(text) else None
+
+
+@dataclass(frozen=True)
+class BatchInput:
+    """One input of a batch write, as sent (``key`` is the id, empty for batch/create)."""
+
+    key: str
+    properties: dict[str, str]
+    trace: str | None
+    id_property: str | None
 
 
 class HubSpotApi:
-    def __init__(self, store: Store, config: SandboxConfig, dice_provider: Any) -> None:
+    def __init__(self, store: Store, config: SandboxConfig, dice_provider: Callable[[], FaultDice]) -> None:
         self.store = store
         self.config = config
-        self._dice_provider = dice_provider  # callable returning the current FaultDice (reset with faults)
+        self._dice_provider = dice_provider  # returns the current FaultDice (replaced when the seed changes)
         self._seed_builtins()
         with self.store.lock:
             row = self.store.conn.execute("SELECT coalesce(max(id), 0) FROM hs_objects").fetchone()
@@ -106,19 +132,47 @@ class HubSpotApi:
             ("GET", "properties/{object_type}", "hubspot.properties.list", self.list_properties),
             ("POST", "properties/{object_type}", "hubspot.properties.create", self.create_property),
             ("GET", "properties/{object_type}/{name}", "hubspot.properties.get", self.get_property),
+            ("POST", "objects/{object_type}/batch/create", "hubspot.batch.create", self.batch_create),
             ("POST", "objects/{object_type}/batch/upsert", "hubspot.batch.upsert", self.batch_upsert),
             ("POST", "objects/{object_type}/batch/update", "hubspot.batch.update", self.batch_update),
             ("POST", "objects/{object_type}/batch/read", "hubspot.batch.read", self.batch_read),
         ]
         for method, path, name, handler in routes:
             router.add(method, f"{base}/{path}", name, _resolving_object_type(handler))
+        router.add("GET", "/account-info/v3/details", "hubspot.account.details", self.account_details)
+        router.add("GET", "/integrations/v1/me", "hubspot.account.me", self.integrations_me)
 
     # --- scopes --------------------------------------------------------------------------------------
     @staticmethod
-    def required_scope(route: str, object_type: str) -> str:
+    def required_scope(route: str, object_type: str) -> str | None:
+        """The scope a route needs; None for the account-info endpoints (any valid token may call them)."""
+        if route.startswith("hubspot.account."):
+            return None
         kind = "schemas" if route.startswith(("hubspot.groups", "hubspot.properties")) else "objects"
         access = "read" if route.endswith((".list", ".get", ".read")) else "write"
         return f"crm.{kind}.{OBJECT_TYPES.get(object_type, object_type)}.{access}"
+
+    # --- account info --------------------------------------------------------------------------------
+    def account_details(self, request: Request) -> Response:
+        return json_response(
+            200,
+            {
+                "portalId": self.config.hubspot_portal_id,
+                "accountType": "STANDARD",
+                "timeZone": "Etc/UTC",
+                "companyCurrency": "USD",
+                "additionalCurrencies": [],
+                "utcOffset": "+00:00",
+                "utcOffsetMilliseconds": 0,
+                "uiDomain": "app.hubspot.com",
+                "dataHostingLocation": "na1",
+            },
+        )
+
+    def integrations_me(self, request: Request) -> Response:
+        """The legacy v1 endpoint older SDKs still call to learn the portal id."""
+        payload = {"timeZone": "Etc/UTC", "currency": "USD", "utcOffsetMilliseconds": 0, "utcOffset": "+00:00"}
+        return json_response(200, {"portalId": self.config.hubspot_portal_id, **payload})
 
     # --- properties and groups -----------------------------------------------------------------------
     def list_properties(self, request: Request, object_type: str) -> Response:
@@ -140,14 +194,26 @@ class HubSpotApi:
 
     def create_property(self, request: Request, object_type: str) -> Response:
         body = _json_object(request)
+        _require_types(
+            body,
+            {"name": str, "label": str, "type": str, "fieldType": str, "groupName": str, "description": str},
+            {"hasUniqueValue": bool, "options": list, "displayOrder": int},
+        )
         missing = [k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)]
         if missing:
             return hubspot_error(400, f"Missing required fields: {missing}", "VALIDATION_ERROR")
         name, typ, field_type = body["name"], body["type"], body["fieldType"]
+        if not _PROPERTY_NAME.match(name):
+            return hubspot_error(
+                400, f"Invalid property name {name!r}: lower-case letters, digits, _", "VALIDATION_ERROR"
+            )
         if typ not in VALID_FIELD_TYPES:
             return hubspot_error(400, f"Invalid property type {typ!r}", "VALIDATION_ERROR")
         if field_type not in VALID_FIELD_TYPES[typ]:
             return hubspot_error(400, f"fieldType {field_type!r} is not valid for type {typ!r}", "VALIDATION_ERROR")
+        options = body.get("options") or []
+        if not all(isinstance(o, dict) and isinstance(o.get("value"), str) for o in options):
+            return hubspot_error(400, "options: each option needs a string 'value'", "VALIDATION_ERROR")
         unique = bool(body.get("hasUniqueValue", False))
         with self.store.transaction() as conn:
             if conn.execute(
@@ -178,7 +244,7 @@ class HubSpotApi:
                     body["groupName"],
                     body.get("description", ""),
                     int(unique),
-                    json.dumps(body.get("options") or []),
+                    json.dumps(options),
                     now_iso(),
                 ),
             )
@@ -200,8 +266,10 @@ class HubSpotApi:
 
     def create_group(self, request: Request, object_type: str) -> Response:
         body = _json_object(request)
+        _require_types(body, {"name": str, "label": str}, {"displayOrder": int})
         if not body.get("name") or not body.get("label"):
             return hubspot_error(400, "Missing required fields: name, label", "VALIDATION_ERROR")
+        display_order = body.get("displayOrder", -1)
         with self.store.transaction() as conn:
             if conn.execute(
                 "SELECT 1 FROM hs_property_groups WHERE object_type = ? AND name = ?",
@@ -210,23 +278,25 @@ class HubSpotApi:
                 return hubspot_error(409, f"Group {body['name']} already exists", "OBJECT_ALREADY_EXISTS")
             conn.execute(
                 "INSERT INTO hs_property_groups VALUES (?, ?, ?, ?)",
-                (object_type, body["name"], body["label"], int(body.get("displayOrder", -1))),
+                (object_type, body["name"], body["label"], display_order),
             )
-        payload = {"name": body["name"], "label": body["label"], "displayOrder": body.get("displayOrder", -1)}
+        payload = {"name": body["name"], "label": body["label"], "displayOrder": display_order}
         return json_response(201, {**payload, "archived": False})
 
-    # --- batch endpoints -----------------------------------------------------------------------------
+    # --- batch writes --------------------------------------------------------------------------------
+    def batch_create(self, request: Request, object_type: str) -> Response:
+        return self._batch_write(request, object_type, "create")
+
     def batch_upsert(self, request: Request, object_type: str) -> Response:
-        return self._batch_write(request, object_type, upsert=True)
+        return self._batch_write(request, object_type, "upsert")
 
     def batch_update(self, request: Request, object_type: str) -> Response:
-        return self._batch_write(request, object_type, upsert=False)
+        return self._batch_write(request, object_type, "update")
 
-    def _batch_write(self, request: Request, object_type: str, *, upsert: bool) -> Response:
-        body = _json_object(request)
-        inputs = _batch_inputs(body)
+    def _batch_write(self, request: Request, object_type: str, mode: str) -> Response:
+        inputs = _parse_inputs(_json_object(request), mode)
         faults = self.config.faults
-        keys = [str(i.get("id")) for i in inputs]
+        keys = [item.key or item.trace or str(n) for n, item in enumerate(inputs)]
         request_key = json.dumps(keys)
         if any(k in faults.conflict_keys for k in keys) or self.dice.hit("conflict", request_key, faults.p_conflict):
             culprit = next((k for k in keys if k in faults.conflict_keys), keys[0])
@@ -237,30 +307,25 @@ class HubSpotApi:
 
         with self.store.transaction() as conn:
             properties = _load_properties(conn, object_type)
-            problem = _validate_inputs(inputs, properties, object_type, upsert=upsert)
+            problem = _check_batch(inputs, properties, object_type, mode)
             if problem:
                 return problem
-            id_property = inputs[0].get("idProperty")
-            targets = self._resolve(conn, object_type, inputs, id_property)
+            inputs = [_canonical_input(item) for item in inputs]
+            targets = self._resolve(conn, object_type, [i.key for i in inputs], inputs[0].id_property, mode)
             conflict = _unique_conflict(conn, object_type, inputs, properties, targets)
             if conflict:
                 return hubspot_error(409, conflict, "CONFLICT")
             errors, accepted = [], []
-            for item, target in zip(inputs, targets, strict=True):
-                trace = item.get("objectWriteTraceId")
-                record_errors = _value_errors(item["properties"], properties)
-                key = str(item["id"])
-                if key in faults.reject_keys or self.dice.hit("record_error", key, faults.p_record_error):
-                    record_errors.append({"message": "Injected record failure (sandbox fault)", "code": "INJECTED"})
-                if target is None and not upsert:
-                    errors.append(_record_error("OBJECT_NOT_FOUND", f"Object {key} not found", trace, key, []))
-                elif record_errors:
-                    errors.append(
-                        _record_error("VALIDATION_ERROR", "Property values were not valid", trace, key, record_errors)
-                    )
+            for item, key, target in zip(inputs, keys, targets, strict=True):
+                if mode == "update" and target is None:
+                    message = f"Object {item.key} not found. objectId are usually numeric."
+                    errors.append(_record_error("OBJECT_NOT_FOUND", message, item, []))
+                elif key in faults.reject_keys or self.dice.hit("record_error", key, faults.p_record_error):
+                    injected = [{"message": "Injected record failure (sandbox fault)", "code": "INJECTED"}]
+                    errors.append(_record_error("VALIDATION_ERROR", "Property values were not valid", item, injected))
                 else:
                     accepted.append((item, target))
-            results = self._write(conn, object_type, accepted, id_property, properties)
+            results = self._write(conn, object_type, accepted, mode, properties)
         payload: dict[str, Any] = {"status": "COMPLETE", "results": results, **_timestamps()}
         if errors:
             payload.update(numErrors=len(errors), errors=errors)
@@ -268,26 +333,16 @@ class HubSpotApi:
         return json_response(200, payload)
 
     def _resolve(
-        self,
-        conn: sqlite3.Connection,
-        object_type: str,
-        inputs: list[dict[str, Any]],
-        id_property: str | None,
+        self, conn: sqlite3.Connection, object_type: str, ids: list[str], id_property: str | None, mode: str
     ) -> list[int | None]:
         """The HubSpot id each input addresses (``None``: not found / to be created)."""
-        ids = [str(i["id"]) for i in inputs]
-        if id_property is None:  # batch/update by HubSpot id
-            wanted = [int(i) for i in ids if i.isdigit()]
-            found = {
-                r[0]
-                for r in select_in(
-                    conn,
-                    "SELECT id FROM hs_objects WHERE object_type = ? AND id IN ({})",
-                    (object_type,),
-                    wanted,
-                )
-            }
-            return [int(i) if i.isdigit() and int(i) in found else None for i in ids]
+        if mode == "create":
+            return [None] * len(ids)
+        if id_property is None:  # by HubSpot record id
+            wanted = [normalize_hubspot_id(i) for i in ids]
+            sql = "SELECT id FROM hs_objects WHERE object_type = ? AND archived = 0 AND id IN ({})"
+            found = {r[0] for r in select_in(conn, sql, (object_type,), [int(w) for w in wanted if w])}
+            return [int(w) if w and int(w) in found else None for w in wanted]
         rows = select_in(
             conn,
             "SELECT value, object_id FROM hs_unique_values WHERE object_type = ? AND property = ? AND value IN ({})",
@@ -301,8 +356,8 @@ class HubSpotApi:
         self,
         conn: sqlite3.Connection,
         object_type: str,
-        accepted: list[tuple[dict[str, Any], int | None]],
-        id_property: str | None,
+        accepted: list[tuple[BatchInput, int | None]],
+        mode: str,
         properties: dict[str, sqlite3.Row],
     ) -> list[dict[str, Any]]:
         """Apply accepted inputs with a handful of executemany statements (fast enough for 100k records)."""
@@ -311,14 +366,17 @@ class HubSpotApi:
         stored = {
             r[0]: (json.loads(r[1]), r[2])
             for r in select_in(
-                conn, "SELECT id, properties, created_at FROM hs_objects WHERE id IN ({})", (), existing_ids
+                conn,
+                "SELECT id, properties, created_at FROM hs_objects WHERE object_type = ? AND id IN ({})",
+                (object_type,),
+                existing_ids,
             )
         }
         rows, unique_rows, results = [], [], []
         for item, target in accepted:
-            values = dict(item["properties"])
-            if id_property is not None:
-                values[id_property] = str(item["id"])
+            values = dict(item.properties)
+            if item.id_property is not None:
+                values[item.id_property] = item.key
             if target is None:
                 object_id, self._next_id = self._next_id, self._next_id + 1
                 current, created_at, created = {}, stamp, True
@@ -339,61 +397,52 @@ class HubSpotApi:
                 "updatedAt": stamp,
                 "archived": False,
             }
-            if id_property is not None:
+            if mode == "upsert":
                 result["new"] = created
-            if item.get("objectWriteTraceId"):
-                result["objectWriteTraceId"] = item["objectWriteTraceId"]
+            if item.trace:
+                result["objectWriteTraceId"] = item.trace
             results.append(result)
-        conn.executemany("INSERT OR REPLACE INTO hs_objects VALUES (?, ?, ?, ?, ?)", rows)
         conn.executemany(
-            "DELETE FROM hs_unique_values WHERE object_type = ? AND property = ? AND object_id = ?",
-            [(t, n, o) for t, n, _, o in unique_rows],
+            "INSERT OR REPLACE INTO hs_objects (id, object_type, properties, created_at, updated_at, archived)"
+            " VALUES (?, ?, ?, ?, ?, 0)",
+            rows,
         )
-        conn.executemany(
-            "INSERT OR REPLACE INTO hs_unique_values VALUES (?, ?, ?, ?)", [r for r in unique_rows if r[2]]
-        )
+        _replace_unique_values(conn, unique_rows)
         return results
 
+    # --- batch read ----------------------------------------------------------------------------------
     def batch_read(self, request: Request, object_type: str) -> Response:
         body = _json_object(request)
-        inputs = _batch_inputs(body)
+        _require_types(body, {"idProperty": str}, {"properties": list, "archived": bool})
+        inputs = _batch_list(body)
+        if not all(isinstance(i.get("id"), str) and i["id"] for i in inputs):
+            raise Refusal(_invalid_input("every input needs a non-empty string 'id'"))
         id_property = body.get("idProperty")
         wanted_props = body.get("properties") or []
-        if not isinstance(wanted_props, list):
+        if not all(isinstance(p, str) for p in wanted_props):
             return hubspot_error(400, "properties must be a list of names", "VALIDATION_ERROR")
+        ids = [str(i["id"]) for i in inputs]
+        lookup = [canonical_value(id_property, i) if id_property else i for i in ids]
         with self.store.lock:
             properties = _load_properties(self.store.conn, object_type)
             if id_property is not None and not _is_unique(properties, id_property):
                 return _non_unique(object_type, id_property)
-            targets = self._resolve(self.store.conn, object_type, inputs, id_property)
-            found_ids = [t for t in targets if t is not None]
+            targets = self._resolve(self.store.conn, object_type, lookup, id_property, "read")
             rows = {
                 r["id"]: r
                 for r in select_in(
                     self.store.conn,
                     "SELECT * FROM hs_objects WHERE object_type = ? AND id IN ({})",
                     (object_type,),
-                    found_ids,
+                    [t for t in targets if t is not None],
                 )
             }
         results, missing = [], []
-        for item, target in zip(inputs, targets, strict=True):
+        for key, target in zip(ids, targets, strict=True):
             if target is None:
-                missing.append(str(item["id"]))
+                missing.append(key)
                 continue
-            row = rows[target]
-            stored = json.loads(row["properties"])
-            selected = {p: stored.get(p) for p in wanted_props} if wanted_props else stored
-            selected["hs_object_id"] = str(target)
-            results.append(
-                {
-                    "id": str(target),
-                    "properties": selected,
-                    "createdAt": row["created_at"],
-                    "updatedAt": row["updated_at"],
-                    "archived": False,
-                }
-            )
+            results.append(_object_json(rows[target], wanted_props))
         payload: dict[str, Any] = {"status": "COMPLETE", "results": results, **_timestamps()}
         if missing:
             error = {
@@ -406,13 +455,70 @@ class HubSpotApi:
             return json_response(207, payload)
         return json_response(200, payload)
 
-    # --- admin ---------------------------------------------------------------------------------------
+    # --- seeding and admin ---------------------------------------------------------------------------
+    def seed(self, object_type: str, records: list[dict[str, Any]]) -> int:
+        """Insert the records whose id is not held yet (never touches existing ones); returns how many.
+
+        This is the CRM's own data (the sandbox starts as a copy of it), so values are stored as given
+        apart from the e-mail normalisation; a contact whose e-mail another contact already owns cannot
+        exist in HubSpot and is skipped with a warning. Raises ValueError on malformed records.
+        """
+        kind = _object_type(object_type)
+        parsed = _parse_seed_records(records)
+        with self.store.transaction() as conn:
+            properties = _load_properties(conn, kind)
+            unknown = sorted({n for _, values in parsed for n in values if n not in properties})
+            if unknown:
+                raise ValueError(f"unknown {kind} properties: {unknown}")
+            held = {
+                r[0]
+                for r in select_in(
+                    conn,
+                    "SELECT id FROM hs_objects WHERE object_type = ? AND id IN ({})",
+                    (kind,),
+                    [i for i, _ in parsed],
+                )
+            }
+            fresh = [(i, values) for i, values in parsed if i not in held]
+            unique_names = {n for n, p in properties.items() if p["has_unique_value"]}
+            accepted, unique_rows, skipped = _claim_unique_values(conn, kind, fresh, unique_names)
+            stamp = now_iso()
+            conn.executemany(
+                "INSERT INTO hs_objects (id, object_type, properties, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                [(i, kind, json.dumps(values, sort_keys=True), stamp, stamp) for i, values in accepted],
+            )
+            conn.executemany("INSERT INTO hs_unique_values VALUES (?, ?, ?, ?)", unique_rows)
+            if accepted:
+                self._next_id = max(self._next_id, max(i for i, _ in accepted) + 1)
+        if skipped:
+            log.warning("seeding HubSpot %s: skipped %d records whose unique values another record owns", kind, skipped)
+        return len(accepted)
+
+    def archive(self, object_type: str, object_id: str) -> bool:
+        """Delete a record as the CRM would (it answers not found afterwards); False when there is none."""
+        kind, number = _object_type(object_type), normalize_hubspot_id(object_id)
+        if number is None:
+            return False
+        with self.store.transaction() as conn:
+            changed = conn.execute(
+                "UPDATE hs_objects SET archived = 1 WHERE object_type = ? AND id = ? AND archived = 0",
+                (kind, int(number)),
+            ).rowcount
+            conn.execute("DELETE FROM hs_unique_values WHERE object_type = ? AND object_id = ?", (kind, int(number)))
+        return changed > 0
+
+    def count(self, object_type: str) -> int:
+        with self.store.lock:
+            sql = "SELECT count(*) FROM hs_objects WHERE object_type = ? AND archived = 0"
+            return int(self.store.conn.execute(sql, (object_type,)).fetchone()[0])
+
     def dump_objects(self, object_type: str) -> list[dict[str, Any]]:
-        object_type = OBJECT_TYPES.get(object_type, object_type)
+        kind = _object_type(object_type)
         with self.store.lock:
             rows = self.store.conn.execute(
-                "SELECT id, properties, created_at, updated_at FROM hs_objects WHERE object_type = ? ORDER BY id",
-                (object_type,),
+                "SELECT id, properties, created_at, updated_at FROM hs_objects WHERE object_type = ? AND archived = 0"
+                " ORDER BY id",
+                (kind,),
             ).fetchall()
         return [{"id": str(r[0]), "properties": json.loads(r[1]), "createdAt": r[2], "updatedAt": r[3]} for r in rows]
 
@@ -423,53 +529,73 @@ def _timestamps() -> dict[str, str]:
     return {"requestedAt": stamp, "startedAt": stamp, "completedAt": stamp}
 
 
-class Refusal(Exception):
-    """Raised by request parsing helpers to answer at once with ``response`` (an error)."""
-
-    def __init__(self, response: Response) -> None:
-        super().__init__(response.status)
-        self.response = response
+def _object_type(name: str) -> str:
+    if name not in OBJECT_TYPES:
+        raise ValueError(f"unknown HubSpot object type {name!r} (known: contacts, companies)")
+    return OBJECT_TYPES[name]
 
 
 def _resolving_object_type(handler: Callable[[Request, str], Response]) -> Callable[[Request], Response]:
-    """Wrap a handler: resolve ``{object_type}`` (400 when unknown) and turn a Refusal into its response."""
+    """Wrap a handler: resolve ``{object_type}`` (400 when unknown) before calling it."""
 
     def handle(request: Request) -> Response:
         object_type = OBJECT_TYPES.get(request.params["object_type"])
         if object_type is None:
             message = f"Unable to infer object type from: {request.params['object_type']}"
             return hubspot_error(400, message, "VALIDATION_ERROR")
-        try:
-            return handler(request, object_type)
-        except Refusal as refusal:
-            return refusal.response
+        return handler(request, object_type)
 
     return handle
 
 
+def _invalid_input(detail: str) -> Response:
+    return hubspot_error(400, f"Invalid input JSON: {detail}", "VALIDATION_ERROR")
+
+
 def _json_object(request: Request) -> dict[str, Any]:
-    try:
-        body = request.json()
-    except ValueError as exc:
-        raise Refusal(hubspot_error(400, f"Invalid input JSON: {exc}", "VALIDATION_ERROR")) from None
-    if not isinstance(body, dict):
-        raise Refusal(hubspot_error(400, "Invalid input JSON: expected an object", "VALIDATION_ERROR"))
-    return body
+    return json_object(request, _invalid_input)
 
 
-def _batch_inputs(body: dict[str, Any]) -> list[dict[str, Any]]:
+def _require_types(body: dict[str, Any], required: dict[str, type], optional: dict[str, type]) -> None:
+    """400 when a present field has the wrong JSON type (``true`` is not an int, as Jackson would say)."""
+    for name, typ in {**required, **optional}.items():
+        value = body.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+            raise Refusal(_invalid_input(f"{name!r} must be a {typ.__name__}, got {type(value).__name__}"))
+
+
+def _batch_list(body: dict[str, Any]) -> list[dict[str, Any]]:
     inputs = body.get("inputs")
     if not isinstance(inputs, list) or not inputs or not all(isinstance(i, dict) for i in inputs):
-        message = "Invalid input JSON: 'inputs' must be a non-empty list of objects"
-        raise Refusal(hubspot_error(400, message, "VALIDATION_ERROR"))
+        raise Refusal(_invalid_input("'inputs' must be a non-empty list of objects"))
     if len(inputs) > MAX_BATCH_INPUTS:
         message = f"Batch input too large: {len(inputs)} inputs, at most {MAX_BATCH_INPUTS}"
         raise Refusal(hubspot_error(400, message, "VALIDATION_ERROR"))
-    for item in inputs:
-        if not isinstance(item.get("id"), str) or not item["id"]:
-            message = "Invalid input JSON: every input needs a string 'id'"
-            raise Refusal(hubspot_error(400, message, "VALIDATION_ERROR"))
     return inputs
+
+
+def _parse_inputs(body: dict[str, Any], mode: str) -> list[BatchInput]:
+    """The inputs of a batch write, with every JSON type checked (a wrong type is a whole-batch 400)."""
+    parsed = []
+    for item in _batch_list(body):
+        key, id_property, props, trace = (item.get(k) for k in ("id", "idProperty", "properties", "objectWriteTraceId"))
+        if mode != "create" and (not isinstance(key, str) or not key):
+            raise Refusal(_invalid_input("every input needs a non-empty string 'id'"))
+        if mode == "create" and (key is not None or id_property is not None):
+            raise Refusal(_invalid_input("batch/create inputs take no 'id' or 'idProperty'"))
+        if id_property is not None and not isinstance(id_property, str):
+            raise Refusal(_invalid_input("'idProperty' must be a string"))
+        if not isinstance(props, dict):
+            raise Refusal(_invalid_input("'properties' must be an object"))
+        for name, value in props.items():
+            if not isinstance(value, str):
+                raise Refusal(_invalid_input(f"property {name!r} must be a string, got {type(value).__name__}"))
+        if trace is not None and not isinstance(trace, str):
+            raise Refusal(_invalid_input("objectWriteTraceId must be a string"))
+        parsed.append(BatchInput(key or "", props, trace, id_property))
+    return parsed
 
 
 def _load_properties(conn: sqlite3.Connection, object_type: str) -> dict[str, sqlite3.Row]:
@@ -489,72 +615,85 @@ def _non_unique(object_type: str, name: str) -> Response:
     )
 
 
-def _validate_inputs(
-    inputs: list[dict[str, Any]], properties: dict[str, sqlite3.Row], object_type: str, *, upsert: bool
+def _check_batch(
+    inputs: list[BatchInput], properties: dict[str, sqlite3.Row], object_type: str, mode: str
 ) -> Response | None:
-    """Whole-request problems: wrong shapes, unknown or read-only properties, non-strings, duplicate ids."""
-    id_properties = {i.get("idProperty") for i in inputs}
+    """Whole-batch problems: the idProperty, then every property problem at once, then duplicate ids."""
+    id_properties = {i.id_property for i in inputs}
     if len(id_properties) > 1:
         return hubspot_error(400, "All inputs of a batch must use the same idProperty", "VALIDATION_ERROR")
     id_property = id_properties.pop()
-    if upsert and not id_property:
+    if mode == "upsert" and not id_property:
         return hubspot_error(400, "Upsert inputs need an 'idProperty'", "VALIDATION_ERROR")
     if id_property is not None and not _is_unique(properties, id_property):
         return _non_unique(object_type, id_property)
-    unknown: set[str] = set()
-    for item in inputs:
-        props = item.get("properties")
-        if not isinstance(props, dict):
-            return hubspot_error(400, "Invalid input JSON: 'properties' must be an object", "VALIDATION_ERROR")
-        for name, value in props.items():
-            if not isinstance(value, str):
-                return hubspot_error(
-                    400,
-                    f"Invalid input JSON: property {name!r} must be a string, got {type(value).__name__}",
-                    "VALIDATION_ERROR",
-                )
-            if name not in properties:
-                unknown.add(name)
-            elif properties[name]["read_only"]:
-                return hubspot_error(400, f"Property {name!r} is read-only", "VALIDATION_ERROR")
-        trace = item.get("objectWriteTraceId")
-        if trace is not None and not isinstance(trace, str):
-            return hubspot_error(400, "objectWriteTraceId must be a string", "VALIDATION_ERROR")
-    if unknown:
-        errors = [
-            {
-                "message": f'Property "{n}" does not exist',
-                "code": "PROPERTY_DOESNT_EXIST",
-                "context": {"propertyName": [n]},
-            }
-            for n in sorted(unknown)
-        ]
-        return hubspot_error(
-            400,
-            f"Property values were not valid: {sorted(unknown)} do not exist",
-            "VALIDATION_ERROR",
-            errors=errors,
-        )
-    ids = [str(i["id"]) for i in inputs]
+    problems = _property_problems(inputs, properties, id_property if mode == "upsert" else None)
+    if problems:
+        return _invalid_values(problems)
+    ids = [canonical_value(id_property, i.key) if id_property else normalize_hubspot_id(i.key) or i.key for i in inputs]
+    ids = [i for i in ids if i]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         return hubspot_error(400, f"Duplicate IDs found in batch input: {duplicates}", "VALIDATION_ERROR")
     return None
 
 
+def _property_problems(
+    inputs: list[BatchInput], properties: dict[str, sqlite3.Row], written_id_property: str | None
+) -> list[tuple[str, str, str]]:
+    """``(code, property, message)`` for every unknown, read-only or invalid value in the batch, in order.
+
+    With upsert the id is written into ``idProperty`` too, so it is checked like a value (an upsert by a
+    malformed e-mail is INVALID_EMAIL).
+    """
+    problems: list[tuple[str, str, str]] = []
+    for item in inputs:
+        values = dict(item.properties)
+        if written_id_property:
+            values[written_id_property] = item.key
+        for name, value in values.items():
+            prop = properties.get(name)
+            if prop is None:
+                problems.append(("PROPERTY_DOESNT_EXIST", name, f'Property "{name}" does not exist'))
+            elif prop["read_only"]:
+                problems.append(("READ_ONLY_VALUE", name, f"{name} is a read only property; its value cannot be set."))
+            else:
+                found = value_problem(prop, canonical_value(name, value))
+                if found:
+                    problems.append((found[0], name, found[1]))
+    return list(dict.fromkeys(problems))
+
+
+def _invalid_values(problems: list[tuple[str, str, str]]) -> Response:
+    """HubSpot's whole-batch 400: the JSON list inside ``message``, and the same facts in ``errors``."""
+    listed = [{"isValid": False, "message": m, "error": code, "name": name} for code, name, m in problems]
+    return hubspot_error(
+        400,
+        "Property values were not valid: " + json.dumps(listed, separators=(",", ":")),
+        "VALIDATION_ERROR",
+        errors=[{"message": m, "code": code, "context": {"propertyName": [name]}} for code, name, m in problems],
+    )
+
+
+def _canonical_input(item: BatchInput) -> BatchInput:
+    """The input with e-mails as HubSpot stores them (trimmed, lower case), in the properties and the id."""
+    key = canonical_value(item.id_property, item.key) if item.id_property else item.key
+    props = {name: canonical_value(name, value) for name, value in item.properties.items()}
+    return BatchInput(key, props, item.trace, item.id_property)
+
+
 def _unique_conflict(
     conn: sqlite3.Connection,
     object_type: str,
-    inputs: list[dict[str, Any]],
+    inputs: list[BatchInput],
     properties: dict[str, sqlite3.Row],
     targets: list[int | None],
 ) -> str | None:
     """A unique value (other than the id) already owned by another record: HubSpot fails the batch (409)."""
-    id_property = inputs[0].get("idProperty")
     claimed: dict[tuple[str, str], int] = {}
     for index, item in enumerate(inputs):
-        for name, value in item["properties"].items():
-            if name == id_property or not value or not properties[name]["has_unique_value"]:
+        for name, value in item.properties.items():
+            if name == item.id_property or not value or not properties[name]["has_unique_value"]:
                 continue
             if (name, value) in claimed:
                 return f"{SINGULAR[object_type]} already exists: two inputs set {name}={value}"
@@ -568,52 +707,77 @@ def _unique_conflict(
     return None
 
 
-def _value_errors(values: dict[str, str], properties: dict[str, sqlite3.Row]) -> list[dict[str, str]]:
-    errors = []
-    for name, value in values.items():
-        if value == "":
+def _replace_unique_values(conn: sqlite3.Connection, unique_rows: list[tuple[str, str, str, int]]) -> None:
+    conn.executemany(
+        "DELETE FROM hs_unique_values WHERE object_type = ? AND property = ? AND object_id = ?",
+        [(t, n, o) for t, n, _, o in unique_rows],
+    )
+    conn.executemany("INSERT OR REPLACE INTO hs_unique_values VALUES (?, ?, ?, ?)", [r for r in unique_rows if r[2]])
+
+
+def _parse_seed_records(records: Any) -> list[tuple[int, dict[str, str]]]:
+    """``(id, properties)`` per record, first of each id; ValueError naming the first malformed record."""
+    if not isinstance(records, list):
+        raise ValueError("records must be a list")
+    parsed: dict[int, dict[str, str]] = {}
+    for index, record in enumerate(records):
+        if not isinstance(record, dict) or not isinstance(record.get("properties", {}), dict):
+            raise ValueError(f"record {index}: an object with 'id' and 'properties' is expected")
+        number = normalize_hubspot_id(record.get("id"))
+        if number is None:
+            raise ValueError(f"record {index}: {record.get('id')!r} is not a HubSpot record id")
+        values = {}
+        for name, value in record.get("properties", {}).items():
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise ValueError(f"record {index}: property {name!r} must be a string")
+            value = canonical_value(name, value)
+            if value:
+                values[name] = value
+        parsed.setdefault(int(number), values)
+    return list(parsed.items())
+
+
+def _claim_unique_values(
+    conn: sqlite3.Connection, object_type: str, records: list[tuple[int, dict[str, str]]], unique_names: set[str]
+) -> tuple[list[tuple[int, dict[str, str]]], list[tuple[str, str, str, int]], int]:
+    """Keep the records whose unique values nobody owns yet: (accepted, unique-value rows, skipped count)."""
+    owned: set[tuple[str, str]] = set()
+    for name in unique_names:
+        values = [v[name] for _, v in records if name in v]
+        sql = "SELECT value FROM hs_unique_values WHERE object_type = ? AND property = ? AND value IN ({})"
+        owned |= {(name, r[0]) for r in select_in(conn, sql, (object_type, name), values)}
+    accepted, rows, skipped = [], [], 0
+    for record_id, values in records:
+        claims = {(n, values[n]) for n in unique_names if n in values}
+        if claims & owned:
+            skipped += 1
             continue
-        problem = _value_problem(properties[name], value)
-        if problem:
-            code, message = problem
-            errors.append({"message": f"{value!r} is not valid for {name}: {message}", "code": code, "in": name})
-    return errors
+        owned |= claims
+        accepted.append((record_id, values))
+        rows += [(object_type, n, v, record_id) for n, v in claims]
+    return accepted, rows, skipped
 
 
-def _value_problem(prop: sqlite3.Row, value: str) -> tuple[str, str] | None:
-    typ = prop["type"]
-    if typ == "number":
-        try:
-            number = float(value)
-        except ValueError:
-            return "INVALID_DECIMAL", "not a number"
-        if math.isnan(number) or math.isinf(number):
-            return "INVALID_DECIMAL", "not a finite number"
-    elif typ in {"date", "datetime"}:
-        if not value.lstrip("-").isdigit():
-            return "INVALID_DATE", "dates travel as epoch milliseconds"
-        if typ == "date" and int(value) % 86_400_000 != 0:
-            return "INVALID_DATE", "a date must be midnight UTC in epoch milliseconds"
-    elif typ == "bool":
-        if value not in {"true", "false"}:
-            return "INVALID_BOOLEAN", "must be 'true' or 'false'"
-    elif typ == "enumeration":
-        allowed = {o.get("value") for o in json.loads(prop["options"] or "[]")}
-        chosen = value.split(";") if prop["field_type"] == "checkbox" else [value]
-        if not set(chosen) <= allowed:
-            return "INVALID_OPTION", f"allowed options are {sorted(allowed)}"
-    elif len(value) > 65_536:
-        return "TOO_LONG", "strings hold at most 65536 characters"
-    return None
-
-
-def _record_error(
-    category: str, message: str, trace: str | None, key: str, errors: list[dict[str, str]]
-) -> dict[str, Any]:
-    context: dict[str, list[str]] = {"ids": [key]}
-    if trace:
-        context["objectWriteTraceId"] = [trace]
+def _record_error(category: str, message: str, item: BatchInput, errors: list[dict[str, str]]) -> dict[str, Any]:
+    context: dict[str, list[str]] = {"ids": [item.key or item.trace or ""]}
+    if item.trace:
+        context["objectWriteTraceId"] = [item.trace]
     return {"status": "error", "category": category, "message": message, "context": context, "errors": errors}
+
+
+def _object_json(row: sqlite3.Row, wanted: list[str]) -> dict[str, Any]:
+    stored = json.loads(row["properties"])
+    selected = {p: stored.get(p) for p in wanted} if wanted else stored
+    selected["hs_object_id"] = str(row["id"])
+    return {
+        "id": str(row["id"]),
+        "properties": selected,
+        "createdAt": row["created_at"],
+        "updatedAt": row["updated_at"],
+        "archived": False,
+    }
 
 
 def _property_json(row: sqlite3.Row) -> dict[str, Any]:

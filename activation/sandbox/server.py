@@ -1,9 +1,10 @@
-"""The sandbox HTTP server: routing, authentication, rate limits, fault injection and the admin API.
+"""The sandbox HTTP server: routing, authentication, rate limits, fault injection.
 
-Both CRMs are served from one port (their paths do not overlap): HubSpot under ``/crm/v3``, Salesforce
-under ``/services``, and an unauthenticated admin API under ``/_admin`` for tests and the bench. The server
-binds 127.0.0.1 only — it accepts any well-formed credential it was configured with and must never be
-reachable from another machine.
+Both CRMs are served from one port (their paths do not overlap): HubSpot under ``/crm/v3`` (plus the
+account-info endpoints), Salesforce under ``/services`` — on the bare URL, which plays the generic login host,
+and under ``/my/{domain}``, the org's My Domain — and an unauthenticated admin API under ``/_admin`` for
+tests and the bench. The server binds 127.0.0.1 only — it accepts any well-formed credential it was
+configured with and must never be reachable from another machine.
 """
 
 from __future__ import annotations
@@ -20,27 +21,26 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-import requests
-
-from activation.sandbox.config import (
-    DEFAULT_HUBSPOT_TOKEN,
-    FaultConfig,
-    SandboxConfig,
-)
+from activation.sandbox.admin import SALESFORCE_OBJECTS, AdminApi, SandboxAdmin
+from activation.sandbox.config import DEFAULT_HUBSPOT_TOKEN, FaultConfig, SandboxConfig
 from activation.sandbox.faults import FaultDice
-from activation.sandbox.hubspot_api import HubSpotApi, hubspot_error
-from activation.sandbox.salesforce_api import SalesforceApi, sf_errors
+from activation.sandbox.hubspot_api import OBJECT_TYPE_IDS, HubSpotApi
+from activation.sandbox.salesforce_api import SalesforceApi
+from activation.sandbox.shapes import api_of, error_for, hubspot_error, sf_errors
 from activation.sandbox.store import Store
-from activation.sandbox.web import Request, Response, Router, json_response
+from activation.sandbox.transport import make_handler
+from activation.sandbox.web import Handler, Refusal, Request, Response, Router, json_response
+
+__all__ = ["CrmSandbox", "SandboxAdmin", "SandboxHandle", "run_sandbox", "start_server"]
 
 log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
+MY_DOMAIN_ROOT = "/my/"
 
 
 class RollingWindow:
@@ -88,10 +88,23 @@ def format_retry_after(seconds: float) -> str:
     return f"{max(seconds, 0.001):.3f}"
 
 
+def rate_limited(policy: str, headers: dict[str, str]) -> Response:
+    limit = "daily" if policy == "DAILY" else "ten_secondly_rolling"
+    body = {
+        "status": "error",
+        "message": f"You have reached your {limit} limit.",
+        "errorType": "RATE_LIMIT",
+        "correlationId": str(uuid.uuid4()),
+        "policyName": policy,
+    }
+    return json_response(429, body, headers)
+
+
 class CrmSandbox:
     """The application behind the HTTP server; usable without sockets by calling :meth:`dispatch`."""
 
     def __init__(self, config: SandboxConfig, state_path: str | Path) -> None:
+        config.validate()  # fail at start on an unknown tier or a malformed org id
         self.config = config
         self.store = Store(state_path)
         self._dice = FaultDice(config.faults.seed)
@@ -101,9 +114,25 @@ class CrmSandbox:
         self.router = Router()
         self.hubspot.register(self.router)
         self.salesforce.register(self.router)
+        self.admin = AdminApi(self)
         self._stats_lock = threading.Lock()
         self._stats: collections.Counter[str] = collections.Counter()
-        self.config.hubspot_limits()  # fail at start on an unknown tier
+
+    # --- seeding ---------------------------------------------------------------------------------------
+    def seed_hubspot(self, object_type: str, records: list[dict[str, Any]]) -> int:
+        """Insert HubSpot records (``{"id": "<numeric id>", "properties": {...}}``) whose id is not held yet;
+        existing records are never touched. Returns how many were inserted."""
+        return self.hubspot.seed(object_type, records)
+
+    def seed_salesforce(self, sobject: str, records: list[dict[str, Any]]) -> int:
+        """Insert Salesforce records (``{"Id": ..., field: value}``) whose Id is not held yet; returns how many."""
+        return self.salesforce.records.seed(sobject, records)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        return {
+            "hubspot": {kind: self.hubspot.count(kind) for kind in OBJECT_TYPE_IDS},
+            "salesforce": {sobject: self.salesforce.records.count(sobject) for sobject in SALESFORCE_OBJECTS},
+        }
 
     # --- faults ----------------------------------------------------------------------------------------
     def set_faults(self, changes: dict[str, Any]) -> FaultConfig:
@@ -121,13 +150,15 @@ class CrmSandbox:
     def stats(self) -> dict[str, Any]:
         with self._stats_lock:
             counts = dict(self._stats)
+        usage = self.salesforce.auth.usage
         return {
             "requests": counts.get("requests", 0),
             "by_route": {k[6:]: v for k, v in sorted(counts.items()) if k.startswith("route:")},
             "by_status": {k[7:]: v for k, v in sorted(counts.items()) if k.startswith("status:")},
             "rate_limited": counts.get("rate_limited", 0),
             "injected": {k[9:]: v for k, v in sorted(counts.items()) if k.startswith("injected:")},
-            "salesforce_api_usage": self.salesforce.api_usage,
+            "salesforce_api_usage": usage.total,
+            "salesforce_app_api_usage": usage.app,
         }
 
     def reset_stats(self) -> None:
@@ -136,33 +167,50 @@ class CrmSandbox:
 
     # --- dispatch --------------------------------------------------------------------------------------
     def dispatch(self, request: Request) -> Response:
-        if request.path.startswith("/_admin/"):
-            return self._admin(request)
+        if request.path.startswith("/_admin"):
+            return self.admin.handle(request)
+        if request.path.startswith(MY_DOMAIN_ROOT):
+            problem = self._enter_my_domain(request)
+            if problem is not None:
+                return problem
         matched = self.router.match(request.method, request.path)
         if matched is None:
-            if self.router.allows_path(request.path):
-                return json_response(405, {"status": "error", "message": "Method not allowed"})
-            return json_response(404, {"status": "error", "message": f"No route for {request.path}"})
-        route, handler, params = matched
-        request.params = params
+            status = 405 if self.router.allows_path(request.path) else 404
+            return error_for(request.path, status, f"No route for {request.method} {request.path}")
+        route, handler, request.params = matched
         api = route.split(".", 1)[0]
-        if api == "hubspot":
-            response = self._hubspot_gate(request, route)
-        elif route == "salesforce.oauth.token":
-            response = None
-        else:
-            response = self._salesforce_gate(request)
+        gate = self._gate(request, route)
         extra_headers: dict[str, str] = {}
-        if isinstance(response, dict):
-            extra_headers, response = response, None
-        if response is None:
-            response = self._inject(request, api, route) or handler(request)
+        if isinstance(gate, dict):
+            extra_headers, gate = gate, None
+        response = gate or self._inject(request, api, handler) or _answer(handler, request)
         response.headers = {**extra_headers, **response.headers}
         self._count("requests", f"route:{route}", f"status:{response.status}")
         if response.status == 429:
             self._count("rate_limited")
         self._log(api, route, request, response)
         return response
+
+    def _enter_my_domain(self, request: Request) -> Response | None:
+        """Strip ``/my/{domain}`` so the path is served as Salesforce; other domains do not resolve."""
+        prefix = f"{MY_DOMAIN_ROOT}{self.config.salesforce_my_domain}"
+        rest = request.path[len(prefix) :]
+        if not request.path.startswith(prefix) or (rest and not rest.startswith("/")):
+            return error_for(request.path, 404, "No My Domain of that name is served here")
+        if api_of(rest) not in {"salesforce", "oauth"} or rest.startswith(MY_DOMAIN_ROOT):
+            return error_for(request.path, 404, f"The requested resource does not exist: {rest or '/'}")
+        request.path, request.via_my_domain = rest, True
+        return None
+
+    def _gate(self, request: Request, route: str) -> Response | dict[str, str] | None:
+        """Authentication and limits before a handler runs: a refusal, or headers to add to its answer."""
+        if route.startswith("hubspot."):
+            return self._hubspot_gate(request, route)
+        if route == "salesforce.oauth.token":
+            return None
+        if route == "salesforce.identity":  # identity calls do not count against the allocation
+            return self.salesforce.authenticate(request)
+        return self._salesforce_gate(request)
 
     def _hubspot_gate(self, request: Request, route: str) -> Response | dict[str, str]:
         token = request.bearer_token()
@@ -174,7 +222,7 @@ class CrmSandbox:
                 "INVALID_AUTHENTICATION",
             )
         needed = HubSpotApi.required_scope(route, request.params.get("object_type", ""))
-        if needed not in scopes:
+        if needed is not None and needed not in scopes:
             return hubspot_error(
                 403,
                 "This app hasn't been granted all required scopes to make this call.",
@@ -191,18 +239,7 @@ class CrmSandbox:
         refused, headers, wait = self.window.hit(token or "", per_window, window, daily)
         if refused is None:
             return headers
-        limit = "daily" if refused == "DAILY" else "ten_secondly_rolling"
-        response = json_response(
-            429,
-            {
-                "status": "error",
-                "message": f"You have reached your {limit} limit.",
-                "errorType": "RATE_LIMIT",
-                "correlationId": str(uuid.uuid4()),
-                "policyName": refused,
-            },
-            headers,
-        )
+        response = rate_limited(refused, headers)
         if refused != "DAILY":
             response.headers["Retry-After"] = format_retry_after(wait)
         return response
@@ -211,6 +248,13 @@ class CrmSandbox:
         problem = self.salesforce.authenticate(request)
         if problem is not None:
             return problem
+        faults = self.config.faults
+        if self._dice.hit("concurrent_limit", _request_key(request), faults.p_concurrent_limit):
+            # The short-lived concurrent long-running-request limit: refused before processing, not charged.
+            self._count("injected:concurrent_limit")
+            response = sf_errors(403, "ConcurrentPerOrgLongTxn Limit exceeded.", "REQUEST_LIMIT_EXCEEDED")
+            response.headers["Sforce-Limit-Info"] = self.salesforce.auth.limit_info()
+            return response
         allowed, usage = self.salesforce.count_request()
         if not allowed:
             response = sf_errors(403, "TotalRequests Limit exceeded.", "REQUEST_LIMIT_EXCEEDED")
@@ -218,26 +262,16 @@ class CrmSandbox:
             return response
         return {"Sforce-Limit-Info": usage}
 
-    def _inject(self, request: Request, api: str, route: str) -> Response | None:
+    def _inject(self, request: Request, api: str, handler: Handler) -> Response | None:
         """Faults decided per (request body, repetition): deterministic whatever the thread order."""
         faults = self.config.faults
         if faults.latency > 0:
             time.sleep(faults.latency)
-        key = f"{request.method} {request.path} {hashlib.blake2b(request.body, digest_size=12).hexdigest()}"
+        key = _request_key(request)
         if api == "hubspot" and self._dice.hit("429", key, faults.p_429):
             self._count("injected:429")
             wait = format_retry_after(self.config.hubspot_window_seconds / 10)
-            return json_response(
-                429,
-                {
-                    "status": "error",
-                    "message": "You have reached your ten_secondly_rolling limit.",
-                    "errorType": "RATE_LIMIT",
-                    "correlationId": str(uuid.uuid4()),
-                    "policyName": "TEN_SECONDLY_ROLLING",
-                },
-                {"Retry-After": wait},
-            )
+            return rate_limited("TEN_SECONDLY_ROLLING", {"Retry-After": wait})
         if self._dice.hit("5xx", key, faults.p_5xx):
             self._count("injected:5xx")
             if api == "hubspot":
@@ -246,9 +280,7 @@ class CrmSandbox:
         if self._dice.hit("timeout", key, faults.p_timeout):
             self._count("injected:timeout")
             # Process the request, then answer too late: the client must cope with writes it never saw.
-            matched = self.router.match(request.method, request.path)
-            assert matched is not None
-            response = matched[1](request)
+            response = _answer(handler, request)
             response.delay = faults.timeout_delay
             return response
         return None
@@ -270,92 +302,19 @@ class CrmSandbox:
         except Exception:  # the log is for people; never fail a request because of it
             log.debug("request log write failed", exc_info=True)
 
-    # --- admin -----------------------------------------------------------------------------------------
-    def _admin(self, request: Request) -> Response:
-        parts = request.path.strip("/").split("/")[1:]
-        method = request.method
-        body = request.json() if request.body else {}
-        if parts == ["stats"] and method == "GET":
-            return json_response(200, self.stats())
-        if parts == ["stats", "reset"] and method == "POST":
-            self.reset_stats()
-            return json_response(200, self.stats())
-        if parts == ["faults"]:
-            if method == "POST":
-                try:
-                    self.set_faults(body)
-                except (TypeError, ValueError) as exc:
-                    return json_response(400, {"message": str(exc)})
-            return json_response(200, self.config.faults.as_dict())
-        if parts == ["limits"] and method == "POST":
-            allowed = {
-                "hubspot_max_per_window",
-                "hubspot_daily_limit",
-                "hubspot_window_seconds",
-                "salesforce_daily_limit",
-                "salesforce_token_lifetime",
-            }
-            unknown = set(body) - allowed
-            if unknown:
-                return json_response(400, {"message": f"unknown limits {sorted(unknown)}; known: {sorted(allowed)}"})
-            for name, value in body.items():
-                setattr(self.config, name, value)
-            return json_response(200, {name: getattr(self.config, name) for name in sorted(allowed)})
-        if parts == ["limits", "reset"] and method == "POST":
-            self.window.reset()
-            self.salesforce.api_usage = 0
-            return json_response(200, {"reset": True})
-        if parts == ["salesforce", "expire-tokens"] and method == "POST":
-            return json_response(200, {"expired": self.salesforce.expire_tokens()})
-        if len(parts) == 3 and parts[0] == "hubspot" and parts[2] == "objects" and method == "GET":
-            return json_response(200, {"results": self.hubspot.dump_objects(parts[1])})
-        if len(parts) == 3 and parts[0] == "salesforce" and parts[2] == "records" and method == "GET":
-            return json_response(200, {"records": self.salesforce.dump_records(parts[1])})
-        if len(parts) == 3 and parts[0] == "salesforce" and parts[2] == "fields" and method == "POST":
-            self.salesforce.add_fields(parts[1], body.get("fields", []))
-            return json_response(200, {"ok": True})
-        return json_response(404, {"message": f"no admin route {method} {request.path}"})
-
     def close(self) -> None:
         self.store.close()
 
 
-def _make_handler(app: CrmSandbox) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, so pooled client sessions reuse connections
-        # Headers and body go out in two writes; with Nagle on, the body waits for the client's delayed ACK
-        # (~40 ms per request on a kept-alive connection).
-        disable_nagle_algorithm = True
+def _answer(handler: Handler, request: Request) -> Response:
+    try:
+        return handler(request)
+    except Refusal as refusal:
+        return refusal.response
 
-        def _handle(self) -> None:
-            split = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            request = Request(self.command, split.path, parse_qs(split.query), self.headers, body)
-            try:
-                response = app.dispatch(request)
-            except Exception:
-                log.exception("sandbox handler failed for %s %s", self.command, split.path)
-                response = json_response(500, {"status": "error", "message": "sandbox internal error"})
-            if response.delay:
-                time.sleep(response.delay)
-            try:
-                self.send_response(response.status)
-                self.send_header("Content-Type", response.content_type)
-                self.send_header("Content-Length", str(len(response.body)))
-                for name, value in response.headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(response.body)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (timeout); the request was processed all the same
 
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
-
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug("%s " + format, self.address_string(), *args)
-
-    return Handler
+def _request_key(request: Request) -> str:
+    return f"{request.method} {request.path} {hashlib.blake2b(request.body, digest_size=12).hexdigest()}"
 
 
 class SandboxServer(ThreadingHTTPServer):
@@ -365,7 +324,7 @@ class SandboxServer(ThreadingHTTPServer):
 
 @dataclass
 class SandboxHandle:
-    """A running sandbox: its URLs, the credentials it accepts, and an admin client."""
+    """A running sandbox: its URLs, the identities and credentials it accepts, and an admin client."""
 
     url: str
     app: CrmSandbox
@@ -377,7 +336,21 @@ class SandboxHandle:
 
     @property
     def salesforce_login_url(self) -> str:
+        """The org's My Domain URL: the login URL to configure (client credentials work only there)."""
+        return f"{self.url}{MY_DOMAIN_ROOT}{self.app.config.salesforce_my_domain}"
+
+    @property
+    def salesforce_generic_login_url(self) -> str:
+        """The generic login host (login.salesforce.com's part): JWT bearer only."""
         return self.url
+
+    @property
+    def portal_id(self) -> int:
+        return self.app.config.hubspot_portal_id
+
+    @property
+    def org_id(self) -> str:
+        return self.app.config.salesforce_org_id
 
     def env(self) -> dict[str, str]:
         """Environment variables that point leadscore's clients at this sandbox."""
@@ -387,7 +360,7 @@ class SandboxHandle:
             "HUBSPOT_ACCESS_TOKEN": token,
             "HUBSPOT_BASE_URL": self.url,
             "HUBSPOT_TIER": config.hubspot_tier,
-            "SALESFORCE_LOGIN_URL": self.url,
+            "SALESFORCE_LOGIN_URL": self.salesforce_login_url,
             "SALESFORCE_CLIENT_ID": config.salesforce_client_id,
             "SALESFORCE_CLIENT_SECRET": config.salesforce_client_secret,
         }
@@ -397,50 +370,10 @@ class SandboxHandle:
         return SandboxAdmin(self.url)
 
 
-class SandboxAdmin:
-    """Thin client of the admin API (works against a sandbox in another process too)."""
-
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
-        self.url = url.rstrip("/")
-        self.timeout = timeout
-
-    def _call(self, method: str, path: str, payload: Any = None) -> Any:
-        response = requests.request(method, f"{self.url}/_admin/{path}", json=payload, timeout=self.timeout)
-        response.raise_for_status()
-        return response.json()
-
-    def stats(self) -> dict[str, Any]:
-        return self._call("GET", "stats")
-
-    def reset_stats(self) -> dict[str, Any]:
-        return self._call("POST", "stats/reset")
-
-    def set_faults(self, **changes: Any) -> dict[str, Any]:
-        return self._call("POST", "faults", changes)
-
-    def set_limits(self, **limits: Any) -> dict[str, Any]:
-        return self._call("POST", "limits", limits)
-
-    def reset_limits(self) -> None:
-        self._call("POST", "limits/reset")
-
-    def expire_salesforce_tokens(self) -> int:
-        return self._call("POST", "salesforce/expire-tokens")["expired"]
-
-    def hubspot_objects(self, object_type: str) -> list[dict[str, Any]]:
-        return self._call("GET", f"hubspot/{object_type}/objects")["results"]
-
-    def salesforce_records(self, sobject: str) -> list[dict[str, Any]]:
-        return self._call("GET", f"salesforce/{sobject}/records")["records"]
-
-    def add_salesforce_fields(self, sobject: str, fields: list[dict[str, Any]]) -> None:
-        self._call("POST", f"salesforce/{sobject}/fields", {"fields": fields})
-
-
 def start_server(config: SandboxConfig, state_path: str | Path, port: int = 0) -> tuple[SandboxServer, CrmSandbox, str]:
     """Bind 127.0.0.1:``port`` (0 = ephemeral) and return the server (not yet serving), app and base URL."""
     app = CrmSandbox(config, state_path)
-    server = SandboxServer((LOOPBACK, port), _make_handler(app))
+    server = SandboxServer((LOOPBACK, port), make_handler(app.dispatch, lambda: app.config.body_read_timeout))
     url = f"http://{LOOPBACK}:{server.server_address[1]}"
     app.salesforce.base_url = url
     return server, app, url

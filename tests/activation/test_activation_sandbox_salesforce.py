@@ -15,21 +15,29 @@ from typing import Any
 import pytest
 import requests
 
+from activation.salesforce_ids import make_salesforce_id, normalize_salesforce_id
 from activation.sandbox import SandboxHandle
 from activation.sandbox.__main__ import build_parser, config_from_args
 
 V = "/services/data/v62.0"
 EXT = "Leadscore_Lead_Id__c"
+# Deployed by the tests themselves: the mapping decides which leadscore fields exist, and changes.
+TEST_FIELDS = [
+    {"name": EXT, "type": "string", "length": 255, "externalId": True},
+    {"name": "Leadscore_Score__c", "type": "double"},
+    {"name": "Leadscore_Tier__c", "type": "string", "length": 255},
+]
 
 
-def client_credentials_grant(sandbox: SandboxHandle) -> requests.Response:
+def client_credentials_grant(sandbox: SandboxHandle, login_url: str | None = None, **kwargs: Any) -> requests.Response:
     config = sandbox.app.config
     form = {
         "grant_type": "client_credentials",
         "client_id": config.salesforce_client_id,
         "client_secret": config.salesforce_client_secret,
     }
-    return requests.post(f"{sandbox.url}/services/oauth2/token", data=form, timeout=10)
+    url = f"{login_url or sandbox.salesforce_login_url}/services/oauth2/token"
+    return requests.post(url, data=kwargs.pop("data", form), timeout=10, **kwargs)
 
 
 def get_token(sandbox: SandboxHandle) -> str:
@@ -44,6 +52,8 @@ class Org:
     def __init__(self, sandbox: SandboxHandle) -> None:
         self.sandbox = sandbox
         self.token = get_token(sandbox)
+        for sobject in ("Lead", "Contact"):
+            sandbox.admin.add_salesforce_fields(sobject, TEST_FIELDS)
 
     def call(self, method: str, path: str, body: Any = None, **kwargs: Any) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
@@ -54,6 +64,19 @@ class Org:
     def upsert(self, records: list[dict[str, Any]], all_or_none: bool = False, field: str = EXT) -> requests.Response:
         body = {"allOrNone": all_or_none, "records": [{"attributes": {"type": "Lead"}, **r} for r in records]}
         return self.call("PATCH", f"/composite/sobjects/Lead/{field}", body)
+
+    def update(self, records: list[dict[str, Any]], all_or_none: bool = False) -> requests.Response:
+        """Collections update: each record is ``{"type": sObject, "Id": ..., fields...}``."""
+        body = {
+            "allOrNone": all_or_none,
+            "records": [{"attributes": {"type": r.pop("type", "Lead")}, **r} for r in map(dict, records)],
+        }
+        return self.call("PATCH", "/composite/sobjects", body)
+
+
+def new_lead(key: str, **fields: Any) -> dict[str, Any]:
+    """A Lead upsert record that may create (LastName and Company are required on create)."""
+    return {EXT: key, "LastName": "Lovelace", "Company": "Analytical Engines", **fields}
 
 
 @pytest.fixture
@@ -66,8 +89,13 @@ def test_client_credentials_token_shape(sandbox: SandboxHandle) -> None:
     response = client_credentials_grant(sandbox)
     body = response.json()
     assert {"access_token", "instance_url", "id", "token_type", "issued_at", "signature", "scope"} <= body.keys()
-    assert body["token_type"] == "Bearer" and body["instance_url"] == sandbox.url
+    assert body["token_type"] == "Bearer" and body["instance_url"] == sandbox.salesforce_login_url
+    assert sandbox.salesforce_login_url == f"{sandbox.url}/my/leadscore-sandbox"
     assert "refresh_token" not in body
+    org_id, user_id = body["id"].rsplit("/", 2)[-2:]
+    assert org_id == sandbox.org_id == make_salesforce_id("00D", 1, "5g") and user_id.startswith("005")
+    assert body["id"] == f"{sandbox.salesforce_login_url}/id/{org_id}/{user_id}"
+    assert body["access_token"].startswith(org_id[:15] + "!")
 
 
 @pytest.mark.parametrize(
@@ -83,7 +111,7 @@ def test_client_credentials_token_shape(sandbox: SandboxHandle) -> None:
     ],
 )
 def test_token_failures_are_400_with_oauth_error(sandbox: SandboxHandle, form: dict[str, str], error: str) -> None:
-    response = requests.post(f"{sandbox.url}/services/oauth2/token", data=form, timeout=10)
+    response = client_credentials_grant(sandbox, data=form)
     assert response.status_code == 400
     assert response.json()["error"] == error
 
@@ -193,6 +221,85 @@ def test_jwt_signature_is_verified_when_a_key_is_configured(start_sandbox: Calla
     assert refused.status_code == 400 and "signature" in refused.json()["error_description"]
 
 
+# --- My Domain, client authentication, identity ------------------------------------------------------------
+def test_client_credentials_only_on_my_domain(sandbox: SandboxHandle) -> None:
+    generic = client_credentials_grant(sandbox, sandbox.salesforce_generic_login_url)
+    assert generic.status_code == 400
+    assert generic.json() == {"error": "invalid_grant", "error_description": "request not supported on this domain"}
+    assert client_credentials_grant(sandbox).status_code == 200
+    other_domain = client_credentials_grant(sandbox, f"{sandbox.url}/my/someone-else")
+    assert other_domain.status_code == 404
+
+
+def jwt_form(sandbox: SandboxHandle, **claims: Any) -> dict[str, str]:
+    base = {
+        "iss": "sandbox-consumer-key",
+        "sub": "integration@leadscore.example",
+        "aud": "https://login.salesforce.com",
+    }
+    assertion = _unsigned_jwt({**base, "exp": int(time.time()) + 120, **claims})
+    return {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
+
+
+@pytest.mark.parametrize("host", ["generic", "my_domain"])
+def test_jwt_bearer_works_on_both_hosts_and_instance_url_is_my_domain(sandbox: SandboxHandle, host: str) -> None:
+    login = sandbox.salesforce_generic_login_url if host == "generic" else sandbox.salesforce_login_url
+    for audience in ("https://test.salesforce.com", sandbox.url, sandbox.salesforce_login_url):
+        response = requests.post(f"{login}/services/oauth2/token", data=jwt_form(sandbox, aud=audience), timeout=10)
+        assert response.status_code == 200, response.text
+        assert response.json()["instance_url"] == sandbox.salesforce_login_url
+        assert response.json()["id"].startswith(f"{login}/id/")
+
+
+@pytest.mark.parametrize(
+    ("exp", "ok"), [("STRING_FUTURE", True), ("STRING_PAST", False), ("soon", False), (True, False)]
+)
+def test_jwt_exp_may_be_a_numeric_string(sandbox: SandboxHandle, exp: Any, ok: bool) -> None:
+    value = {"STRING_FUTURE": str(int(time.time()) + 120), "STRING_PAST": str(int(time.time()) - 5)}.get(exp, exp)
+    response = requests.post(f"{sandbox.url}/services/oauth2/token", data=jwt_form(sandbox, exp=value), timeout=10)
+    assert (response.status_code == 200) is ok, response.text
+
+
+def basic(client_id: str, secret: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
+
+
+def test_client_authentication_by_http_basic(sandbox: SandboxHandle) -> None:
+    config = sandbox.app.config
+    header = basic(config.salesforce_client_id, config.salesforce_client_secret)
+    only_grant = {"grant_type": "client_credentials"}
+    assert client_credentials_grant(sandbox, data=only_grant, headers=header).status_code == 200
+    both = {**only_grant, "client_id": config.salesforce_client_id, "client_secret": config.salesforce_client_secret}
+    assert client_credentials_grant(sandbox, data=both, headers=header).status_code == 200
+    wrong_secret = basic(config.salesforce_client_id, "wrong")
+    assert client_credentials_grant(sandbox, data=only_grant, headers=wrong_secret).json()["error"] == "invalid_client"
+    disagree = client_credentials_grant(sandbox, data=both, headers=wrong_secret)
+    assert disagree.status_code == 400 and disagree.json()["error"] == "invalid_client"
+    malformed = client_credentials_grant(sandbox, data=only_grant, headers={"Authorization": "Basic %%%"})
+    assert malformed.json()["error"] == "invalid_client"
+
+
+def test_identity_url_names_the_org(start_sandbox: Callable[..., SandboxHandle]) -> None:
+    org_id = make_salesforce_id("00D", 42, "xy")
+    sandbox = start_sandbox(salesforce_org_id=org_id[:15])  # a 15-character id is configured as 18
+    body = client_credentials_grant(sandbox).json()
+    assert sandbox.org_id == org_id and f"/id/{org_id}/" in body["id"]
+    headers = {"Authorization": f"Bearer {body['access_token']}"}
+    identity = requests.get(body["id"], headers=headers, timeout=10)
+    assert identity.status_code == 200 and identity.json()["organization_id"] == org_id
+    assert requests.get(body["id"], timeout=10).status_code == 401
+    usage = requests.get(f"{body['instance_url']}{V}/sobjects/Lead/describe", headers=headers, timeout=10)
+    assert usage.headers["Sforce-Limit-Info"] == "api-usage=1/100000"  # the identity call was not charged
+
+
+def test_data_calls_are_served_on_both_hosts(org: Org) -> None:
+    headers = {"Authorization": f"Bearer {org.token}"}
+    for base in (org.sandbox.salesforce_login_url, org.sandbox.url):
+        assert requests.get(f"{base}{V}/sobjects/Lead/describe", headers=headers, timeout=10).status_code == 200
+    hubspot_under_my_domain = requests.get(f"{org.sandbox.salesforce_login_url}/crm/v3/properties/contacts", timeout=10)
+    assert hubspot_under_my_domain.status_code == 404 and hubspot_under_my_domain.json()[0]["errorCode"] == "NOT_FOUND"
+
+
 # --- sessions and limits -----------------------------------------------------------------------------------
 def test_data_calls_need_a_valid_session(sandbox: SandboxHandle, org: Org) -> None:
     response = requests.get(f"{sandbox.url}{V}/sobjects/Lead/describe", timeout=10)
@@ -219,6 +326,45 @@ def test_limit_info_header_and_request_limit_exceeded(start_sandbox: Callable[..
     ]
 
 
+def test_limit_info_with_a_per_app_allocation(start_sandbox: Callable[..., SandboxHandle]) -> None:
+    org = Org(start_sandbox(salesforce_per_app_limit=2, salesforce_daily_limit=10))
+    headers = [org.call("GET", "/sobjects/Lead/describe").headers["Sforce-Limit-Info"] for _ in range(2)]
+    assert headers == [
+        "api-usage=1/10; per-app-api-usage=1/2(appName=leadscore)",
+        "api-usage=2/10; per-app-api-usage=2/2(appName=leadscore)",
+    ]
+    refused = org.call("GET", "/sobjects/Lead/describe")
+    assert refused.status_code == 403
+    assert refused.json()[0]["message"] == "TotalRequests Limit exceeded."
+    assert refused.json()[0]["errorCode"] == "REQUEST_LIMIT_EXCEEDED"
+    org.sandbox.admin.reset_limits()
+    assert org.call("GET", "/sobjects/Lead/describe").status_code == 200
+
+
+def test_concurrent_request_limit_fault_is_not_charged(start_sandbox: Callable[..., SandboxHandle]) -> None:
+    org = Org(start_sandbox(faults={"p_concurrent_limit": 1.0}))
+    refused = org.call("GET", "/sobjects/Lead/describe")
+    assert refused.status_code == 403
+    assert refused.json()[0] == {
+        "message": "ConcurrentPerOrgLongTxn Limit exceeded.",
+        "errorCode": "REQUEST_LIMIT_EXCEEDED",
+        "fields": [],
+    }
+    assert refused.headers["Sforce-Limit-Info"] == "api-usage=0/100000"
+    assert org.sandbox.admin.stats()["injected"]["concurrent_limit"] == 1
+    org.sandbox.admin.set_faults(p_concurrent_limit=0.0)
+    assert org.call("GET", "/sobjects/Lead/describe").headers["Sforce-Limit-Info"] == "api-usage=1/100000"
+
+
+def test_concurrent_limit_fault_is_deterministic(start_sandbox: Callable[..., SandboxHandle]) -> None:
+    def statuses() -> list[int]:
+        org = Org(start_sandbox(faults={"seed": 4, "p_concurrent_limit": 0.5}))
+        return [org.call("GET", "/sobjects/Lead/describe").status_code for _ in range(12)]
+
+    first = statuses()
+    assert first == statuses() and set(first) == {200, 403}
+
+
 # --- describe ------------------------------------------------------------------------------------------------
 def test_describe_lists_fields_with_external_ids(org: Org) -> None:
     fields = {f["name"]: f for f in org.call("GET", "/sobjects/Lead/describe").json()["fields"]}
@@ -228,20 +374,54 @@ def test_describe_lists_fields_with_external_ids(org: Org) -> None:
     assert org.call("GET", "/sobjects/Nope__c/describe").status_code == 404
 
 
+def flags(field: dict[str, Any]) -> tuple[str, bool, bool, bool]:
+    return field["type"], field["createable"], field["updateable"], field["nillable"]
+
+
+def test_describe_lists_the_standard_fields(org: Org) -> None:
+    def described(sobject: str) -> dict[str, dict[str, Any]]:
+        return {f["name"]: f for f in org.call("GET", f"/sobjects/{sobject}/describe").json()["fields"]}
+
+    lead, contact, account = described("Lead"), described("Contact"), described("Account")
+    assert flags(lead["Id"]) == ("id", False, False, False)
+    assert flags(lead["LastName"]) == ("string", True, True, False)
+    assert flags(lead["Company"]) == ("string", True, True, False)
+    assert flags(lead["Email"]) == ("email", True, True, True)
+    assert flags(lead["Status"])[:3] == ("picklist", True, True)
+    assert flags(lead["IsConverted"]) == ("boolean", False, False, False)
+    assert flags(lead["ConvertedContactId"]) == ("reference", False, False, True)
+    assert lead["ConvertedAccountId"]["referenceTo"] == ["Account"] and not lead["ConvertedAccountId"]["updateable"]
+    assert {"FirstName", "LastName", "Email", "AccountId"} <= contact.keys()
+    assert flags(contact["AccountId"]) == ("reference", True, True, True)
+    assert flags(account["Name"]) == ("string", True, True, False) and account["Website"]["type"] == "url"
+
+
+def test_the_mappings_fields_are_deployed_at_start(sandbox: SandboxHandle) -> None:
+    from activation.mapping import load_mapping
+    from activation.salesforce_schema import all_field_specs
+
+    org = Org(sandbox)
+    for spec in all_field_specs(load_mapping()):
+        fields = {f["name"]: f for f in org.call("GET", f"/sobjects/{spec.sobject}/describe").json()["fields"]}
+        assert fields[spec.name]["type"] == spec.describe_type and fields[spec.name]["custom"]
+
+
 # --- sObject Collections ------------------------------------------------------------------------------------------
 def test_collections_upsert_returns_one_result_per_record_in_order(org: Org) -> None:
-    org.upsert([{EXT: "L-2", "Leadscore_Score__c": 1.0}])
-    response = org.upsert([{EXT: "L-1", "Leadscore_Score__c": 87}, {EXT: "L-2", "Leadscore_Score__c": 5.5}])
+    org.upsert([new_lead("L-2", Leadscore_Score__c=1.0)])
+    response = org.upsert([new_lead("L-1", Leadscore_Score__c=87), {EXT: "L-2", "Leadscore_Score__c": 5.5}])
     assert response.status_code == 200
     results = response.json()
     assert [(r["success"], r["created"]) for r in results] == [(True, True), (True, False)]
     assert all(r["id"].startswith("00Q") and r["errors"] == [] for r in results)
+    # New ids: key prefix, the org's pod, canonical 18 characters.
+    assert all(r["id"][3:5] == "5g" and normalize_salesforce_id(r["id"]) == r["id"] for r in results)
     stored = {r[EXT]: r for r in org.sandbox.admin.salesforce_records("Lead")}
     assert stored["L-2"]["Leadscore_Score__c"] == 5.5
 
 
 def test_null_clears_a_field(org: Org) -> None:
-    org.upsert([{EXT: "L-1", "Leadscore_Score__c": 1.0, "Leadscore_Tier__c": "A1"}])
+    org.upsert([new_lead("L-1", Leadscore_Score__c=1.0, Leadscore_Tier__c="A1")])
     org.upsert([{EXT: "L-1", "Leadscore_Score__c": None}])
     stored = org.sandbox.admin.salesforce_records("Lead")[0]
     assert "Leadscore_Score__c" not in stored and stored["Leadscore_Tier__c"] == "A1"
@@ -268,37 +448,194 @@ def test_collections_reject_what_salesforce_rejects(
 
 def test_record_level_failures_and_all_or_none(org: Org) -> None:
     too_long = "x" * 300
-    records = [{EXT: "L-1", "Leadscore_Score__c": 1.0}, {EXT: "L-2", "Leadscore_Tier__c": too_long}]
+    records = [new_lead("L-1", Leadscore_Score__c=1.0), new_lead("L-2", Leadscore_Tier__c=too_long)]
     results = org.upsert(records).json()
     assert results[0]["success"] and not results[1]["success"]
     assert results[1]["errors"][0]["statusCode"] == "STRING_TOO_LONG"
     rolled = org.upsert(
-        [{EXT: "L-3", "Leadscore_Score__c": 1.0}, {EXT: "L-4", "Leadscore_Tier__c": too_long}], all_or_none=True
+        [new_lead("L-3", Leadscore_Score__c=1.0), new_lead("L-4", Leadscore_Tier__c=too_long)], all_or_none=True
     ).json()
     assert [r["success"] for r in rolled] == [False, False]
     assert rolled[0]["errors"][0]["statusCode"] == "ALL_OR_NONE_OPERATION_ROLLED_BACK"
     assert sorted(r[EXT] for r in org.sandbox.admin.salesforce_records("Lead")) == ["L-1"]
 
 
-def test_required_fields_on_create_when_enforced(start_sandbox: Callable[..., SandboxHandle]) -> None:
-    org = Org(start_sandbox(salesforce_required_on_create=True))
+def test_required_fields_on_create_by_default(org: Org) -> None:
     result = org.upsert([{EXT: "L-1", "Leadscore_Score__c": 1.0}]).json()[0]
     assert result["errors"][0]["statusCode"] == "REQUIRED_FIELD_MISSING"
+    assert result["errors"][0]["fields"] == ["LastName", "Company"]
     assert org.upsert([{EXT: "L-1", "LastName": "Lovelace", "Company": "Analytical"}]).json()[0]["success"]
+    # Once the record exists, an upsert that omits them is an update and needs neither.
+    assert org.upsert([{EXT: "L-1", "Leadscore_Score__c": 2.0}]).json()[0]["success"]
+    cleared = org.upsert([{EXT: "L-1", "LastName": None}]).json()[0]
+    assert cleared["errors"][0]["statusCode"] == "REQUIRED_FIELD_MISSING"  # a required field cannot be emptied
+
+
+@pytest.mark.parametrize(("sobject", "required"), [("Contact", ["LastName"]), ("Account", ["Name"])])
+def test_required_fields_of_contacts_and_accounts(
+    start_sandbox: Callable[..., SandboxHandle], sobject: str, required: list[str]
+) -> None:
+    org = Org(start_sandbox())
+    org.sandbox.admin.add_salesforce_fields(sobject, [{"name": "Key__c", "type": "string", "externalId": True}])
+    body = {"records": [{"attributes": {"type": sobject}, "Key__c": "k-1"}]}
+    result = org.call("PATCH", f"/composite/sobjects/{sobject}/Key__c", body).json()[0]
+    assert (result["errors"][0]["statusCode"], result["errors"][0]["fields"]) == ("REQUIRED_FIELD_MISSING", required)
+
+
+def test_required_fields_can_be_relaxed(start_sandbox: Callable[..., SandboxHandle]) -> None:
+    org = Org(start_sandbox(salesforce_required_on_create=False))
+    assert org.upsert([{EXT: "L-1", "Leadscore_Score__c": 1.0}]).json()[0]["success"]
 
 
 def test_injected_record_errors(org: Org) -> None:
     org.sandbox.admin.set_faults(reject_keys=["L-2"])
-    results = org.upsert([{EXT: "L-1"}, {EXT: "L-2"}]).json()
+    results = org.upsert([new_lead("L-1"), new_lead("L-2")]).json()
     assert results[0]["success"] and results[1]["errors"][0]["statusCode"] == "UNABLE_TO_LOCK_ROW"
 
 
+def test_external_ids_match_case_insensitively(org: Org) -> None:
+    created = org.upsert([new_lead("L-abc")]).json()[0]
+    again = org.upsert([{EXT: "l-ABC", "Leadscore_Score__c": 3.0}]).json()[0]
+    assert (again["id"], again["created"]) == (created["id"], False)
+    assert len(org.sandbox.admin.salesforce_records("Lead")) == 1
+    twice = org.upsert([new_lead("L-X"), new_lead("l-x")]).json()
+    assert [r["errors"][0]["statusCode"] for r in twice] == ["DUPLICATE_EXTERNAL_ID"] * 2
+
+
+# --- sObject Collections update by Id -------------------------------------------------------------------------------
+LEAD_IDS = [make_salesforce_id("00Q", 100 + i, "8d") for i in range(4)]
+CONTACT_ID = make_salesforce_id("003", 100, "8d")
+ACCOUNT_ID = make_salesforce_id("001", 100, "8d")
+
+
+@pytest.fixture
+def crm(org: Org) -> Org:
+    """An org holding the company's records: three open Leads, one converted Lead, its Contact and Account."""
+    admin = org.sandbox.admin
+    assert admin.seed_salesforce("Account", [{"Id": ACCOUNT_ID, "Name": "Acme"}]) == 1
+    assert admin.seed_salesforce("Contact", [{"Id": CONTACT_ID, "LastName": "Hopper", "AccountId": ACCOUNT_ID}]) == 1
+    leads = [{"Id": i, "LastName": f"L{n}", "Company": "Acme", "IsConverted": False} for n, i in enumerate(LEAD_IDS)]
+    leads[3].update(IsConverted=True, ConvertedContactId=CONTACT_ID, ConvertedAccountId=ACCOUNT_ID)
+    assert admin.seed_salesforce("Lead", leads) == 4
+    return org
+
+
+def lead_field(org: Org, record_id: str, name: str) -> Any:
+    return {r["Id"]: r for r in org.sandbox.admin.salesforce_records("Lead")}[record_id].get(name)
+
+
+def test_update_by_id_accepts_15_and_any_case_18_character_ids(crm: Org) -> None:
+    records = [
+        {"Id": LEAD_IDS[0], "Leadscore_Score__c": 1.0},
+        {"Id": LEAD_IDS[1][:15], "Leadscore_Score__c": 2.0},
+        {"Id": LEAD_IDS[2].lower(), "Leadscore_Score__c": 3.0},
+    ]
+    response = crm.update(records)
+    assert response.status_code == 200
+    assert response.json() == [{"id": i, "success": True, "errors": []} for i in LEAD_IDS[:3]]
+    assert [lead_field(crm, i, "Leadscore_Score__c") for i in LEAD_IDS[:3]] == [1.0, 2.0, 3.0]
+
+
+def test_update_by_id_never_creates_and_fails_per_record(crm: Org) -> None:
+    admin = crm.sandbox.admin
+    admin.delete_salesforce_record("Lead", LEAD_IDS[1])
+    before = admin.counts()
+    missing = make_salesforce_id("00Q", 999_999, "8d")
+    records = [
+        {"Id": LEAD_IDS[0], "Leadscore_Score__c": 1.0},
+        {"Id": "not-an-id", "Leadscore_Score__c": 1.0},
+        {"Id": CONTACT_ID, "Leadscore_Score__c": 1.0},  # a Contact id sent as a Lead
+        {"Id": LEAD_IDS[1], "Leadscore_Score__c": 1.0},
+        {"Id": missing, "Leadscore_Score__c": 1.0},
+        {"Id": LEAD_IDS[3], "Leadscore_Score__c": 1.0},
+        {"Id": LEAD_IDS[2], "IsConverted": True},
+        {"Id": LEAD_IDS[2].lower(), "Leadscore_Tier__c": "x" * 300},
+    ]
+    results = crm.update(records).json()
+    codes = [r["errors"][0]["statusCode"] if r["errors"] else "ok" for r in results]
+    assert codes == [
+        "ok",
+        "MALFORMED_ID",
+        "MALFORMED_ID",
+        "ENTITY_IS_DELETED",
+        "INVALID_CROSS_REFERENCE_KEY",
+        "CANNOT_UPDATE_CONVERTED_LEAD",
+        "DUPLICATE_VALUE",  # the same record twice in one call
+        "DUPLICATE_VALUE",
+    ]
+    assert results[5]["errors"][0]["message"] == "cannot reference converted lead"
+    assert all("id" not in r for r in results[1:])
+    assert admin.counts() == before  # nothing created
+    assert lead_field(crm, LEAD_IDS[0], "Leadscore_Score__c") == 1.0
+
+
+@pytest.mark.parametrize(
+    ("values", "code"),
+    [
+        ({"IsConverted": True}, "INVALID_FIELD_FOR_INSERT_UPDATE"),
+        ({"Leadscore_Tier__c": "x" * 300}, "STRING_TOO_LONG"),
+        ({"ConvertedContactId": CONTACT_ID}, "INVALID_FIELD_FOR_INSERT_UPDATE"),
+        ({"LastName": None}, "REQUIRED_FIELD_MISSING"),
+        ({"Email": "not-an-address"}, "INVALID_EMAIL_ADDRESS"),
+    ],
+)
+def test_update_field_errors(crm: Org, values: dict[str, Any], code: str) -> None:
+    result = crm.update([{"Id": LEAD_IDS[0], **values}]).json()[0]
+    assert not result["success"] and result["errors"][0]["statusCode"] == code
+    assert result["errors"][0]["fields"] == list(values)
+
+
+def test_update_mixes_types_in_chunks(crm: Org) -> None:
+    records = [
+        {"type": "Contact", "Id": CONTACT_ID, "Leadscore_Score__c": 5.0},
+        {"type": "Lead", "Id": LEAD_IDS[0], "Leadscore_Score__c": 6.0},
+        {"type": "Account", "Id": ACCOUNT_ID, "Name": "Acme Inc"},
+    ]
+    assert [r["success"] for r in crm.update(records).json()] == [True, True, True]
+    assert crm.sandbox.admin.salesforce_records("Account")[0]["Name"] == "Acme Inc"
+    assert crm.sandbox.admin.salesforce_records("Contact")[0]["Leadscore_Score__c"] == 5.0
+    ten_chunks = [{"type": ("Lead", "Contact")[n % 2], "Id": (LEAD_IDS[0], CONTACT_ID)[n % 2]} for n in range(10)]
+    assert crm.update(ten_chunks).status_code == 200
+    eleven = [*ten_chunks, {"type": "Account", "Id": ACCOUNT_ID}]
+    refused = crm.update(eleven)
+    assert refused.status_code == 400 and refused.json()[0]["errorCode"] == "EXCEEDED_MAX_TYPES_LIMIT"
+
+
+@pytest.mark.parametrize(
+    ("records", "code"),
+    [
+        ([{"Id": LEAD_IDS[0]}] * 201, "EXCEEDED_ID_LIMIT"),
+        ([{"Leadscore_Score__c": 1.0}], "MISSING_ARGUMENT"),
+        ([{"Id": 5}], "MISSING_ARGUMENT"),
+        ([{"Id": LEAD_IDS[0], "Unknown__c": 1}], "INVALID_FIELD"),
+        ([{"Id": LEAD_IDS[0], "Leadscore_Score__c": "87"}], "JSON_PARSER_ERROR"),
+        ([{"type": "Nope__c", "Id": LEAD_IDS[0]}], "INVALID_TYPE"),
+    ],
+)
+def test_update_whole_request_errors_write_nothing(crm: Org, records: list[dict[str, Any]], code: str) -> None:
+    response = crm.update([{"Id": LEAD_IDS[1], "Leadscore_Score__c": 9.0}, *records][-201:])
+    assert response.status_code == 400 and response.json()[0]["errorCode"] == code
+    assert lead_field(crm, LEAD_IDS[1], "Leadscore_Score__c") is None
+
+
+def test_update_all_or_none_rolls_back(crm: Org) -> None:
+    results = crm.update([{"Id": LEAD_IDS[0], "Leadscore_Score__c": 1.0}, {"Id": "bad"}], all_or_none=True).json()
+    assert [r["errors"][0]["statusCode"] for r in results] == ["ALL_OR_NONE_OPERATION_ROLLED_BACK", "MALFORMED_ID"]
+    assert lead_field(crm, LEAD_IDS[0], "Leadscore_Score__c") is None
+
+
 # --- Bulk API 2.0 ----------------------------------------------------------------------------------------------------
-def run_job(org: Org, text: str, ext: str = EXT) -> tuple[str, dict[str, Any]]:
+def run_job(org: Org, text: str, ext: str = EXT, operation: str = "upsert") -> tuple[str, dict[str, Any]]:
     job = org.call(
         "POST",
         "/jobs/ingest",
-        {"object": "Lead", "operation": "upsert", "externalIdFieldName": ext, "contentType": "CSV", "lineEnding": "LF"},
+        {
+            "object": "Lead",
+            "operation": operation,
+            "externalIdFieldName": ext,
+            "contentType": "CSV",
+            "lineEnding": "LF",
+        },
     )
     assert job.status_code == 200 and job.json()["state"] == "Open"
     job_id = job.json()["id"]
@@ -316,8 +653,8 @@ def read_csv(response: requests.Response) -> list[dict[str, str]]:
 
 
 def test_bulk_ingest_lifecycle(org: Org) -> None:
-    org.upsert([{EXT: "L-2", "Leadscore_Score__c": 1.0, "Leadscore_Tier__c": "A1"}])
-    text = f"{EXT},Leadscore_Score__c,Leadscore_Tier__c\nL-1,87.5,B2\nL-2,#N/A,\nL-3,not-a-number,C1\n"
+    org.upsert([new_lead("L-2", Leadscore_Score__c=1.0, Leadscore_Tier__c="A1")])
+    text = f"{EXT},LastName,Company,Leadscore_Score__c,Leadscore_Tier__c\nL-1,L,C,87.5,B2\nL-2,,,#N/A,\nL-3,L,C,x,C1\n"
     job_id, run = run_job(org, text)
     assert run["polls"] == ["InProgress", "JobComplete"]
     assert (run["info"]["numberRecordsProcessed"], run["info"]["numberRecordsFailed"]) == (3, 1)
@@ -364,16 +701,84 @@ def test_bulk_job_rules(org: Org) -> None:
     aborted = org.call("PATCH", f"/jobs/ingest/{job_id}", {"state": "Aborted"}).json()
     assert aborted["state"] == "Aborted"
     assert [r[EXT] for r in read_csv(org.call("GET", f"/jobs/ingest/{job_id}/unprocessedrecords/"))] == ["L-1"]
+    assert org.call("GET", f"/jobs/ingest/{job_id}/nonsenseResults/").status_code == 404
+
+
+def test_bulk_update_by_id_never_creates(crm: Org) -> None:
+    crm.sandbox.admin.delete_salesforce_record("Lead", LEAD_IDS[2])
+    before = crm.sandbox.admin.counts()
+    text = (
+        "Id,Leadscore_Score__c\n"
+        f"{LEAD_IDS[0]},10\n{LEAD_IDS[1][:15]},11\n{LEAD_IDS[2]},12\n{LEAD_IDS[3]},13\n"
+        f"{make_salesforce_id('00Q', 999_999, '8d')},14\nnope,15\n"
+    )
+    job_id, run = run_job(crm, text, ext="", operation="update")
+    assert run["info"]["state"] == "JobComplete" and run["info"]["operation"] == "update"
+    assert (run["info"]["numberRecordsProcessed"], run["info"]["numberRecordsFailed"]) == (6, 4)
+    ok = read_csv(crm.call("GET", f"/jobs/ingest/{job_id}/successfulResults/"))
+    assert sorted((r["sf__Id"], r["sf__Created"]) for r in ok) == sorted(
+        [(LEAD_IDS[0], "false"), (LEAD_IDS[1], "false")]
+    )
+    failed = {
+        r["Id"]: r["sf__Error"].split(":")[0]
+        for r in read_csv(crm.call("GET", f"/jobs/ingest/{job_id}/failedResults/"))
+    }
+    assert failed == {
+        LEAD_IDS[2]: "ENTITY_IS_DELETED",
+        LEAD_IDS[3]: "CANNOT_UPDATE_CONVERTED_LEAD",
+        make_salesforce_id("00Q", 999_999, "8d"): "INVALID_CROSS_REFERENCE_KEY",
+        "nope": "MALFORMED_ID",
+    }
+    assert crm.sandbox.admin.counts() == before
+    assert lead_field(crm, LEAD_IDS[1], "Leadscore_Score__c") == 11.0
+
+
+def test_bulk_update_needs_an_id_column(crm: Org) -> None:
+    _, run = run_job(crm, "Leadscore_Score__c\n1\n", ext="", operation="update")
+    assert run["info"]["state"] == "Failed" and "Id" in run["info"]["errorMessage"]
+
+
+@pytest.mark.parametrize(
+    "kind", ["unprocessedrecords", "unprocessedRecords", "UNPROCESSEDRECORDS", "SuccessfulResults"]
+)
+def test_bulk_result_paths_are_case_insensitive(org: Org, kind: str) -> None:
+    job_id, _ = run_job(org, f"{EXT},LastName,Company\nL-1,L,C\n")
+    response = org.call("GET", f"/jobs/ingest/{job_id}/{kind}")
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/csv")
+
+
+def test_a_failed_bulk_job_keeps_what_it_wrote_and_serves_its_results(
+    start_sandbox: Callable[..., SandboxHandle],
+) -> None:
+    org = Org(start_sandbox(faults={"bulk_fail_after": 3}))
+    rows = "".join(f"L-{i},L,C,{i}\n" for i in range(5))
+    rows = rows.replace("L-1,L,C,1", "L-1,L,C,x")  # one processed row fails on its own
+    job_id, run = run_job(org, f"{EXT},LastName,Company,Leadscore_Score__c\n{rows}")
+    info = run["info"]
+    assert info["state"] == "Failed" and "after 3 of 5" in info["errorMessage"]
+    assert (info["numberRecordsProcessed"], info["numberRecordsFailed"]) == (3, 1)
+    ok = sorted(r[EXT] for r in read_csv(org.call("GET", f"/jobs/ingest/{job_id}/successfulResults/")))
+    failed = [r[EXT] for r in read_csv(org.call("GET", f"/jobs/ingest/{job_id}/failedResults/"))]
+    unprocessed = [r[EXT] for r in read_csv(org.call("GET", f"/jobs/ingest/{job_id}/unprocessedRecords/"))]
+    assert (ok, failed, unprocessed) == (["L-0", "L-2"], ["L-1"], ["L-3", "L-4"])
+    assert sorted(r[EXT] for r in org.sandbox.admin.salesforce_records("Lead")) == ["L-0", "L-2"]
 
 
 # --- the CLI ---------------------------------------------------------------------------------------------
 def test_cli_arguments_build_a_config(tmp_path: Any) -> None:
     args = build_parser().parse_args(
-        ["--port", "0", "--tier", "starter", "--p-429", "0.2", "--seed", "3", "--no-salesforce-fields"]
+        [
+            *("--port", "0", "--tier", "starter", "--p-429", "0.2", "--seed", "3", "--no-salesforce-fields"),
+            *("--portal-id", "77", "--my-domain", "acme", "--salesforce-per-app-limit", "50"),
+            *("--p-concurrent-limit", "0.1", "--bulk-fail-after", "4", "--no-required-on-create"),
+        ]
     )
     config = config_from_args(args)
     assert config.hubspot_tier == "starter" and config.faults.p_429 == 0.2 and config.faults.seed == 3
     assert config.salesforce_deploy_leadscore_fields is False
+    assert (config.hubspot_portal_id, config.salesforce_my_domain, config.salesforce_per_app_limit) == (77, "acme", 50)
+    assert (config.faults.p_concurrent_limit, config.faults.bulk_fail_after) == (0.1, 4)
+    assert config.salesforce_required_on_create is False
 
 
 def test_cli_starts_a_server(tmp_path: Any) -> None:

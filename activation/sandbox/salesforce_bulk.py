@@ -1,0 +1,318 @@
+"""Bulk API 2.0 ingest: ``upsert`` by an external id or ``update`` by ``Id``, CSV in, three CSV results out.
+
+Rows go through :class:`SalesforceRecords` like sObject Collections records, so per-record errors are the
+same. Results are shuffled (Salesforce does not keep input order). With the ``bulk_fail_after`` fault a job
+processes that many rows and then ends ``Failed``: the processed rows stay written and are reported, the
+rest are in ``unprocessedrecords`` — a client must read all three before deciding what was confirmed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import random
+import sqlite3
+from typing import Any
+
+from activation.salesforce_ids import make_salesforce_id, normalize_salesforce_id
+from activation.sandbox.config import SandboxConfig
+from activation.sandbox.salesforce_records import NUMERIC, RowResult, SalesforceRecords, now_sf, parse_temporal
+from activation.sandbox.shapes import sf_errors
+from activation.sandbox.store import Store
+from activation.sandbox.web import Refusal, Request, Response, Router, csv_response, json_object, json_response
+
+MAX_JOB_BYTES = 150 * 1024 * 1024
+BULK_NULL = "#N/A"
+OPERATIONS = ("upsert", "update")
+RESULT_COLUMNS = {
+    "successfulresults": "successful_csv",
+    "failedresults": "failed_csv",
+    "unprocessedrecords": "unprocessed_csv",
+}
+FINISHED = {"JobComplete", "Failed", "Aborted"}
+
+
+class BulkIngest:
+    def __init__(self, store: Store, records: SalesforceRecords, config: SandboxConfig) -> None:
+        self.store = store
+        self.records = records
+        self.config = config
+        self._shuffle = random.Random(config.faults.seed)
+        with store.lock:
+            self._next_job = store.conn.execute("SELECT count(*) FROM sf_jobs").fetchone()[0] + 1
+
+    def register(self, router: Router, data: str) -> None:
+        router.add("POST", f"{data}/jobs/ingest", "salesforce.bulk.create", self.create)
+        router.add("PUT", f"{data}/jobs/ingest/{{job}}/batches", "salesforce.bulk.upload", self.upload)
+        router.add("PATCH", f"{data}/jobs/ingest/{{job}}", "salesforce.bulk.state", self.set_state)
+        router.add("GET", f"{data}/jobs/ingest/{{job}}", "salesforce.bulk.info", self.info)
+        # Any casing of the last segment: Salesforce documents unprocessedrecords, SDKs send unprocessedRecords.
+        router.add("GET", f"{data}/jobs/ingest/{{job}}/{{kind}}", "salesforce.bulk.results", self.results)
+
+    # --- handlers ------------------------------------------------------------------------------------
+    def create(self, request: Request) -> Response:
+        body = sf_json_object(request)
+        sobject, operation, ext_field = (body.get(k) for k in ("object", "operation", "externalIdFieldName"))
+        if not isinstance(sobject, str) or not isinstance(operation, str):
+            return sf_errors(400, "InvalidJob : object and operation are required strings", "INVALIDJOB")
+        if operation not in OPERATIONS:
+            message = f"InvalidJob : the sandbox supports operations {', '.join(OPERATIONS)} (never insert)"
+            return sf_errors(400, message, "INVALIDJOB")
+        if body.get("contentType", "CSV") != "CSV" or body.get("columnDelimiter", "COMMA") != "COMMA":
+            return sf_errors(400, "InvalidJob : contentType must be CSV with columnDelimiter COMMA", "INVALIDJOB")
+        line_ending = body.get("lineEnding", "LF")
+        if line_ending not in {"LF", "CRLF"}:
+            return sf_errors(400, "InvalidJob : lineEnding must be LF or CRLF", "INVALIDJOB")
+        with self.store.transaction() as conn:
+            fields = self.records.fields(conn, sobject)
+            if not fields:
+                return sf_errors(400, f"InvalidJob : Unable to find object: {sobject}", "INVALIDJOB")
+            if operation == "upsert":
+                problem = check_external_id(fields, sobject, ext_field)
+                if problem:
+                    return problem
+            else:
+                ext_field = None
+            job_id = make_salesforce_id("750", self._next_job, self.config.salesforce_pod)
+            self._next_job += 1
+            conn.execute(
+                "INSERT INTO sf_jobs (id, object, operation, external_id_field, line_ending, state, created_at)"
+                " VALUES (?, ?, ?, ?, ?, 'Open', ?)",
+                (job_id, sobject, operation, ext_field, line_ending, now_sf()),
+            )
+            job = self._job(conn, job_id)
+        return json_response(200, self._job_json(job))
+
+    def upload(self, request: Request) -> Response:
+        if "text/csv" not in request.headers.get("Content-Type", ""):
+            return sf_errors(400, "Content-Type must be text/csv", "INVALIDCONTENTTYPE")
+        if len(request.body) > MAX_JOB_BYTES:
+            return sf_errors(400, "The upload exceeds 150 MB; split it into several jobs", "INVALIDBATCH")
+        try:
+            text = request.body.decode("utf-8")
+        except UnicodeDecodeError:
+            return sf_errors(400, "InvalidBatch : the CSV is not valid UTF-8", "INVALIDBATCH")
+        with self.store.transaction() as conn:
+            job = self._job(conn, request.params["job"])
+            if job["state"] != "Open" or job["csv"] is not None:
+                return sf_errors(400, "Job is not open for data upload (one upload per job)", "INVALIDJOBSTATE")
+            conn.execute("UPDATE sf_jobs SET csv = ? WHERE id = ?", (text, job["id"]))
+        return Response(201)
+
+    def set_state(self, request: Request) -> Response:
+        state = sf_json_object(request).get("state")
+        with self.store.transaction() as conn:
+            job = self._job(conn, request.params["job"])
+            if job["state"] != "Open" or state not in {"UploadComplete", "Aborted"}:
+                return sf_errors(400, f"Cannot change state from {job['state']} to {state}", "INVALIDJOBSTATE")
+            if state == "Aborted":
+                conn.execute(
+                    "UPDATE sf_jobs SET state = 'Aborted', final_state = 'Aborted', unprocessed_csv = ? WHERE id = ?",
+                    (job["csv"] or "", job["id"]),
+                )
+            else:
+                self._process(conn, job)
+            job = self._job(conn, job["id"])
+        return json_response(200, self._job_json(job))
+
+    def info(self, request: Request) -> Response:
+        """Report ``InProgress`` for a configurable number of polls, then the job's final state."""
+        with self.store.transaction() as conn:
+            job = self._job(conn, request.params["job"])
+            if job["state"] in {"UploadComplete", "InProgress"}:
+                polls = job["polls"] + 1
+                done = polls > self.config.salesforce_bulk_polls_before_complete
+                state = job["final_state"] if done else "InProgress"
+                conn.execute("UPDATE sf_jobs SET polls = ?, state = ? WHERE id = ?", (polls, state, job["id"]))
+                job = self._job(conn, job["id"])
+        return json_response(200, self._job_json(job))
+
+    def results(self, request: Request) -> Response:
+        column = RESULT_COLUMNS.get(request.params["kind"].lower())
+        if column is None:
+            return sf_errors(404, f"The requested resource does not exist: {request.params['kind']}", "NOT_FOUND")
+        with self.store.lock:
+            job = self._job(self.store.conn, request.params["job"])
+        if job["state"] not in FINISHED:
+            return sf_errors(400, "Job results are available once the job has completed", "INVALIDJOBSTATE")
+        return csv_response(200, job[column] or "")
+
+    # --- processing ----------------------------------------------------------------------------------
+    def _job(self, conn: sqlite3.Connection, raw_id: str) -> sqlite3.Row:
+        job_id = normalize_salesforce_id(raw_id)
+        job = conn.execute("SELECT * FROM sf_jobs WHERE id = ?", (job_id,)).fetchone() if job_id else None
+        if job is None:
+            raise Refusal(sf_errors(404, "Job not found", "NOT_FOUND"))
+        return job
+
+    def _process(self, conn: sqlite3.Connection, job: sqlite3.Row) -> None:
+        """Run the job now (polls report ``InProgress`` first). Whole-job problems fail it before any row."""
+        text = job["csv"] or ""
+        if job["line_ending"] == "CRLF":
+            text = text.replace("\r\n", "\n")
+        try:
+            rows = list(csv.reader(io.StringIO(text)))
+        except csv.Error as exc:
+            return self._fail(conn, job, f"InvalidBatch : {exc}", [], [])
+        header, data = (rows[0], [r for r in rows[1:] if r]) if rows else ([], [])
+        fields = self.records.fields(conn, job["object"])
+        key = "Id" if job["operation"] == "update" else job["external_id_field"]
+        problem = _header_problem(header, fields, key, job["operation"])
+        if problem:
+            return self._fail(conn, job, problem, header, data)
+        limit = self.config.faults.bulk_fail_after
+        processed, rest = (data, []) if limit is None or limit >= len(data) else (data[:limit], data[limit:])
+        outcomes = self._write_rows(conn, job, fields, header, processed)
+        pairs = list(zip(processed, outcomes, strict=True))
+        ok_rows = [[o.record_id, str(o.created).lower(), *row] for row, o in pairs if o.ok]
+        failed_rows = [["", f"{o.code}:{o.message}", *row] for row, o in pairs if not o.ok]
+        # Result order is not guaranteed by Salesforce: shuffle so clients must join on the key column.
+        self._shuffle.shuffle(ok_rows)
+        self._shuffle.shuffle(failed_rows)
+        message = (
+            f"InternalServerError : the job stopped after {len(processed)} of {len(data)} records "
+            "(sandbox fault bulk_fail_after)"
+            if rest
+            else None
+        )
+        conn.execute(
+            "UPDATE sf_jobs SET state = 'UploadComplete', final_state = ?, error_message = ?, processed = ?,"
+            " failed = ?, successful_csv = ?, failed_csv = ?, unprocessed_csv = ? WHERE id = ?",
+            (
+                "Failed" if rest else "JobComplete",
+                message,
+                len(processed),
+                len(failed_rows),
+                to_csv(["sf__Id", "sf__Created", *header], ok_rows),
+                to_csv(["sf__Id", "sf__Error", *header], failed_rows),
+                to_csv(header, rest),
+                job["id"],
+            ),
+        )
+        return None
+
+    def _write_rows(
+        self,
+        conn: sqlite3.Connection,
+        job: sqlite3.Row,
+        fields: dict[str, sqlite3.Row],
+        header: list[str],
+        rows: list[list[str]],
+    ) -> list[RowResult]:
+        """Parse and write rows; a row that does not parse fails alone, in place."""
+        parsed = [parse_csv_row(fields, header, row) for row in rows]
+        valid = [values for values, error in parsed if error is None]
+        if job["operation"] == "update":
+            written = self.records.update(conn, job["object"], fields, [(str(v.pop("Id", "") or ""), v) for v in valid])
+        else:
+            written = self.records.upsert(conn, job["object"], job["external_id_field"], fields, valid)
+        results = iter(written)
+        return [RowResult(None, False, *error) if error else next(results) for _, error in parsed]
+
+    def _fail(self, conn: sqlite3.Connection, job: sqlite3.Row, message: str, header: list[str], data: list) -> None:
+        conn.execute(
+            "UPDATE sf_jobs SET state = 'Failed', final_state = 'Failed', error_message = ?, unprocessed_csv = ?"
+            " WHERE id = ?",
+            (message, to_csv(header, data) if header else "", job["id"]),
+        )
+
+    def _job_json(self, job: sqlite3.Row) -> dict[str, Any]:
+        return {
+            "id": job["id"],
+            "operation": job["operation"],
+            "object": job["object"],
+            "createdById": self.config.salesforce_user_id,
+            "createdDate": job["created_at"],
+            "systemModstamp": now_sf(),
+            "state": job["state"],
+            "externalIdFieldName": job["external_id_field"],
+            "concurrencyMode": "Parallel",
+            "contentType": "CSV",
+            "apiVersion": float(self.config.salesforce_api_version),
+            "lineEnding": job["line_ending"],
+            "columnDelimiter": "COMMA",
+            "numberRecordsProcessed": job["processed"] or 0,
+            "numberRecordsFailed": job["failed"] or 0,
+            "errorMessage": job["error_message"],
+        }
+
+
+def check_external_id(fields: dict[str, sqlite3.Row], sobject: str, ext_field: Any) -> Response | None:
+    field = fields.get(ext_field) if isinstance(ext_field, str) else None
+    if field is None:
+        return sf_errors(
+            404, f"Provided external ID field does not exist or is not accessible: {ext_field}", "NOT_FOUND"
+        )
+    if not (field["external_id"] or field["id_lookup"]):
+        return sf_errors(
+            400,
+            f"Field {ext_field} is not an external ID or indexed field for {sobject}",
+            "INVALID_FIELD",
+            [ext_field],
+        )
+    return None
+
+
+def _header_problem(header: list[str], fields: dict[str, sqlite3.Row], key: str, operation: str) -> str | None:
+    if not header:
+        return "InvalidBatch : no data"
+    unknown = [h for h in header if h not in fields]
+    if unknown:
+        return f"InvalidBatch : Field name not found : {unknown[0]}"
+    if key not in header:
+        return (
+            "InvalidBatch : Id not specified in an update call"
+            if operation == "update"
+            else f"InvalidBatch : missing external id column {key}"
+        )
+    return None
+
+
+def sf_json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object, or a whole-request ``JSON_PARSER_ERROR``."""
+    return json_object(request, lambda reason: sf_errors(400, reason, "JSON_PARSER_ERROR"))
+
+
+def parse_csv_row(
+    fields: dict[str, sqlite3.Row], header: list[str], row: list[str]
+) -> tuple[dict[str, Any], tuple[str, str] | None]:
+    """Bulk CSV cell -> value: empty leaves the field unchanged, ``#N/A`` sets it to null."""
+    values: dict[str, Any] = {}
+    if len(row) != len(header):
+        return values, ("INVALID_FIELD", f"row has {len(row)} columns, header has {len(header)}")
+    for name, cell in zip(header, row, strict=True):
+        if cell == "":
+            continue
+        if cell == BULK_NULL:
+            values[name] = None
+            continue
+        value = _cell_value(fields[name]["type"], cell)
+        if value is None:
+            return values, ("INVALID_FIELD", f"{name}: value not of required type: {cell}")
+        values[name] = value
+    return values, None
+
+
+def _cell_value(typ: str, cell: str) -> Any:
+    """The typed value of a non-empty cell, None when it does not parse."""
+    if typ in NUMERIC:
+        try:
+            number = float(cell)
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    if typ == "boolean":
+        lowered = cell.lower()
+        return lowered in {"true", "1"} if lowered in {"true", "false", "1", "0"} else None
+    if typ in {"date", "datetime"}:
+        return cell if parse_temporal(typ, cell) is not None else None
+    return cell
+
+
+def to_csv(header: list[str], rows: list[list[Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue()
