@@ -1,7 +1,8 @@
 """``python -m activation sync hubspot|salesforce [--dry-run]``: sync the warehouse to a CRM from a shell.
 
 Credentials come from the environment (see activation/README.md); ``--sandbox`` starts the local CRM
-sandbox in-process instead and points the clients at it.
+sandbox in-process instead, copies the company's CRM records it lacks from the warehouse (``synthetic_crm``
+or the raw export) and points the clients at it.
 """
 
 from __future__ import annotations
@@ -41,12 +42,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     with contextlib.ExitStack() as stack:
-        env = dict(os.environ)
+        env = dict(os.environ)  # the CLI is an entry point: the library itself never reads the environment
+        conn = stack.enter_context(duckdb.connect(str(args.warehouse)))
         if args.sandbox:
             from activation.sandbox import run_sandbox
+            from activation.sandbox.seed import seed_from_warehouse
 
-            env.update(stack.enter_context(run_sandbox(state_path=args.sandbox)).env())
-        conn = stack.enter_context(duckdb.connect(str(args.warehouse)))
+            sandbox = stack.enter_context(run_sandbox(state_path=args.sandbox))
+            seed_from_warehouse(sandbox.app, conn)
+            env.update(sandbox.env())
         try:
             reports = run_sync(
                 conn, args.destination, mapping=args.mapping, objects=args.objects, dry_run=args.dry_run, env=env

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from activation.destination import OutgoingRecord
+from activation.destination import Address, OutgoingRecord
 from activation.encoding import payload_hash
 
-CREATE, UPDATE, CLEAR = "create", "update", "clear"
+NEW, UPDATE, CLEAR = "new", "update", "clear"
+
+
+@dataclass(frozen=True)
+class Desired:
+    """What one record should hold in the CRM, and where it is."""
+
+    payload: Mapping[str, Any]
+    address: Address
+
+
+@dataclass(frozen=True)
+class Confirmed:
+    """What this CRM instance last confirmed for one record (``activation.sync_state``)."""
+
+    payload_hash: str
+    cleared: bool
+    address: Address | None  # where the record was confirmed; a clear goes there
 
 
 @dataclass(frozen=True)
@@ -23,46 +41,72 @@ class Plan:
         return sum(1 for change in self.changes if change.action == action)
 
 
+def desired_hash(desired: Desired) -> str:
+    """The payload and its address: a record that moved to another CRM record is sent again."""
+    return payload_hash({"payload": dict(desired.payload), "address": desired.address.token()})
+
+
 def plan_changes(
-    desired: Mapping[str, Mapping[str, Any]],
-    confirmed: Mapping[str, str],
+    desired: Mapping[str, Desired],
+    confirmed: Mapping[str, Confirmed],
     empty_payload: Mapping[str, Any],
     *,
     clear_missing: bool,
+    keep: frozenset[str] | set[str] = frozenset(),
 ) -> Plan:
-    """Diff desired payloads (key -> payload) against confirmed hashes (key -> hash of the last payload
-    the destination confirmed).
+    """Diff desired records (key -> payload and address) against what the destination last confirmed.
 
-    New keys are creates, changed hashes updates. Keys confirmed before but no longer desired get the
-    empty payload (a clear) unless their confirmed payload already is the empty one.
+    Keys never confirmed are new, changed hashes updates. Keys confirmed before but no longer desired get the
+    empty payload at their confirmed address (a clear) unless already cleared. ``keep`` holds keys that are
+    still in the relation but cannot be addressed this run (their id vanished from the export): they are
+    neither sent nor cleared.
     """
     changes: list[OutgoingRecord] = []
     unchanged = 0
-    for key, payload in desired.items():
-        digest = payload_hash(payload)
+    for key, wanted in desired.items():
+        digest = desired_hash(wanted)
         previous = confirmed.get(key)
-        if previous == digest:
+        if previous is not None and previous.payload_hash == digest:
             unchanged += 1
         else:
-            changes.append(OutgoingRecord(key, payload, digest, CREATE if previous is None else UPDATE))
+            action = NEW if previous is None else UPDATE
+            changes.append(OutgoingRecord(key, wanted.payload, digest, action, wanted.address))
     if clear_missing:
-        empty_digest = payload_hash(empty_payload)
+        empty = dict(empty_payload)
         for key, previous in confirmed.items():
-            if key not in desired and previous != empty_digest:
-                changes.append(OutgoingRecord(key, dict(empty_payload), empty_digest, CLEAR))
+            if key in desired or key in keep or previous.cleared or previous.address is None:
+                continue
+            digest = desired_hash(Desired(empty, previous.address))
+            changes.append(OutgoingRecord(key, empty, digest, CLEAR, previous.address))
     changes.sort(key=lambda change: change.key)
     return Plan(tuple(changes), unchanged)
 
 
-def make_batches(records: Sequence[OutgoingRecord], size: int) -> list[list[OutgoingRecord]]:
-    """Consecutive batches of at most ``size`` records: the fewest requests the API allows."""
+def shared_addresses(desired: Mapping[str, Desired]) -> dict[str, list[str]]:
+    """Keys whose address another key also claims (key -> the other keys), e.g. two leads exported with the
+    same CRM record id: writing either score onto that record would be a guess, so both are rejected."""
+    owners: dict[str, list[str]] = defaultdict(list)
+    for key, wanted in desired.items():
+        owners[wanted.address.token()].append(key)
+    return {key: [k for k in keys if k != key] for keys in owners.values() if len(keys) > 1 for key in keys}
+
+
+def make_batches(
+    records: Sequence[OutgoingRecord], size: int, group: Callable[[OutgoingRecord], Hashable] | None = None
+) -> list[list[OutgoingRecord]]:
+    """Batches of at most ``size`` records of one group each (e.g. one CRM object and one way of matching),
+    full except the last of each group: the fewest requests the API allows."""
     if size < 1:
         raise ValueError("batch size must be at least 1")
-    return [list(records[start : start + size]) for start in range(0, len(records), size)]
+    groups: dict[Hashable, list[OutgoingRecord]] = defaultdict(list)
+    for record in records:
+        groups[group(record) if group else None].append(record)
+    return [members[start : start + size] for members in groups.values() for start in range(0, len(members), size)]
 
 
 def split_batch(records: Sequence[OutgoingRecord]) -> tuple[list[OutgoingRecord], list[OutgoingRecord]]:
-    """Halves of a batch that failed as a whole (409): retried separately until the culprit is alone."""
+    """Halves of a batch that failed as a whole (409, or a 400 for one bad value): retried separately until
+    the record at fault stands alone."""
     if len(records) < 2:
         raise ValueError("a batch of one record cannot be split")
     middle = len(records) // 2
@@ -76,5 +120,8 @@ def samples(changes: Sequence[OutgoingRecord], per_action: int) -> list[dict[str
     for change in changes:
         if seen.get(change.action, 0) < per_action:
             seen[change.action] = seen.get(change.action, 0) + 1
-            picked.append({"action": change.action, "key": change.key, "payload": dict(change.payload)})
+            target = change.address.token() if change.address else None
+            picked.append(
+                {"action": change.action, "key": change.key, "target": target, "payload": dict(change.payload)}
+            )
     return picked

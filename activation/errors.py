@@ -42,3 +42,15 @@ class BatchConflict(RequestFailed):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, status=409, retryable=False)
+
+
+class BatchInvalid(RequestFailed):
+    """A whole batch refused for the value of some record in it (HubSpot answers one invalid value with a 400
+    for the batch and writes none of it): split the batch until the record at fault stands alone.
+
+    ``code`` is the CRM's error code (e.g. ``INVALID_OPTION``) for the reject of that record.
+    """
+
+    def __init__(self, message: str, code: str = "VALIDATION_ERROR") -> None:
+        super().__init__(message, status=400, retryable=False)
+        self.code = code

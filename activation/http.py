@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from activation.errors import AuthenticationError, BatchConflict, DailyLimitReached, RequestFailed
+from activation.errors import AuthenticationError, BatchConflict, BatchInvalid, DailyLimitReached, RequestFailed
 from activation.ratelimit import RateLimiter, RetryPolicy, backoff_delay, parse_retry_after
 from activation.redact import redact
 
@@ -43,7 +43,8 @@ class Outcome(Enum):
     RATE_LIMITED = "rate_limited"  # 429: wait Retry-After / the window, then resend
     REAUTHENTICATE = "reauthenticate"  # expired session: get a new token once, then resend
     DAILY_LIMIT = "daily_limit"
-    CONFLICT = "conflict"
+    CONFLICT = "conflict"  # one record clashes with CRM data: split the batch
+    INVALID = "invalid"  # one record's value is refused and the whole batch with it: split the batch
     AUTH = "auth"
     FAIL = "fail"
 
@@ -53,6 +54,7 @@ class Verdict:
     outcome: Outcome
     message: str = ""
     wait: float | None = None  # seconds the server asked us to wait, when it said
+    code: str = ""  # the CRM's error code, when it names one
 
     @classmethod
     def ok(cls) -> Verdict:
@@ -228,6 +230,8 @@ class ApiClient:
                 raise DailyLimitReached(reason)
             elif outcome is Outcome.CONFLICT:
                 raise BatchConflict(reason)
+            elif outcome is Outcome.INVALID:
+                raise BatchInvalid(reason, verdict.code or "VALIDATION_ERROR")
             else:
                 raise RequestFailed(reason, status=response.status_code, retryable=False)
 

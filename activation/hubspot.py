@@ -1,13 +1,21 @@
-"""HubSpot CRM v3 destination: private-app token, custom properties, batch upsert by a unique property.
+"""HubSpot CRM v3 destination: private-app token, custom properties, batch update of existing records.
 
-Records are matched with ``batch/upsert`` on the mapping's ``id_property`` — a property with unique values
-that leadscore creates when missing — never with the search API (5 requests/s, 10,000 results). Every input
-carries ``objectWriteTraceId`` = the record key, which is how a 207's errors are tied back to records.
+Update mode (the default) writes onto the contacts and companies that exist, by their HubSpot record id, with
+``batch/update`` (the id in ``id``, no ``idProperty``: ``hs_object_id`` is not a unique property). Contacts
+exported without their id are found by e-mail with ``batch/read`` (``idProperty: email``) first — never with
+``batch/upsert`` by e-mail, which would create the contacts it does not find, and never with the search API
+(5 requests/s, 10,000 results). An id HubSpot does not know is a per-record ``not_found`` reject. Upsert mode
+(opt-in) uses ``batch/upsert`` on a unique property leadscore creates.
+
+Every input carries ``objectWriteTraceId`` = the record key, which is how a 207's errors are tied back to
+records. One invalid value fails the whole batch with a 400 (nothing of it is written): the client rejects
+what the property definitions already refuse before sending, and the engine splits a refused batch until
+the record at fault stands alone.
 """
 
 from __future__ import annotations
 
-import os
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,11 +23,11 @@ from typing import Any
 
 import requests
 
-from activation.destination import MappedDestination, OutgoingRecord, RecordResult
+from activation.destination import BY_EMAIL, BY_KEY, NOT_FOUND, MappedDestination, OutgoingRecord, RecordResult
 from activation.encoding import hubspot_value
-from activation.errors import BatchConflict, ConfigurationError
+from activation.errors import BatchConflict, ConfigurationError, RequestFailed
 from activation.http import ApiClient, DailyBudget, HttpSettings, Outcome, Verdict, parse_wait, response_excerpt
-from activation.mapping import DestinationTarget, FieldMapping, ObjectMapping
+from activation.mapping import UPSERT, DestinationTarget, FieldMapping, ObjectMapping
 from activation.ratelimit import RateLimiter
 from activation.redact import get_logger, register_secret
 
@@ -34,6 +42,13 @@ TIER_LIMITS: dict[str, tuple[int, int]] = {
     "enterprise": (190, 1_000_000),
 }
 MAX_BATCH_INPUTS = 100
+# Error codes of a 400 VALIDATION_ERROR that blame a value of some record (split the batch to find it), as
+# opposed to the request's shape or the portal's schema (unknown or read-only property: fix the mapping).
+VALUE_ERROR_CODES = {
+    "INVALID_EMAIL", "INVALID_OPTION", "INVALID_DECIMAL", "INVALID_INTEGER", "INVALID_LONG", "INVALID_DATE",
+    "INVALID_DATETIME", "INVALID_BOOLEAN", "TOO_LONG", "INVALID_PHONE_NUMBER", "INVALID_URL",
+}  # fmt: skip
+_EMBEDDED_CODE = re.compile(r'"error"\s*:\s*"([A-Z_]+)"')
 DEFAULT_GROUPS = {"contacts": "contactinformation", "companies": "companyinformation"}
 # Logical type -> (HubSpot type, fieldType) used when leadscore creates a property.
 PROPERTY_TYPES = {
@@ -95,12 +110,12 @@ class HubSpotDestination(MappedDestination, ApiClient):
         super().__init__(settings=settings.http, limiter=limiter, logger=log, sleep=sleep)
         self.base_url = settings.base_url.rstrip("/")
         self.daily_budget = DailyBudget("the HubSpot daily request limit (X-HubSpot-RateLimit-Daily)")
-        self._prepared: set[str] = set()
+        self._properties: dict[str, dict[str, Mapping[str, Any]]] = {}  # object type -> name -> definition
+        self._portal_id: str | None = None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **settings: Any) -> HubSpotDestination:
-        """Build from ``HUBSPOT_ACCESS_TOKEN``, ``HUBSPOT_BASE_URL`` and ``HUBSPOT_TIER``."""
-        env = os.environ if env is None else env
+    def from_env(cls, env: Mapping[str, str], **settings: Any) -> HubSpotDestination:
+        """Build from the values of ``HUBSPOT_ACCESS_TOKEN``, ``HUBSPOT_BASE_URL`` and ``HUBSPOT_TIER``."""
         defaults = {"base_url": env.get("HUBSPOT_BASE_URL") or DEFAULT_BASE_URL}
         if env.get("HUBSPOT_TIER"):
             defaults["tier"] = env["HUBSPOT_TIER"].lower()
@@ -141,6 +156,10 @@ class HubSpotDestination(MappedDestination, ApiClient):
             return Verdict(Outcome.RATE_LIMITED, message, wait=parse_wait(response) or self._window_wait(response))
         if status == 409:
             return Verdict(Outcome.CONFLICT, f"HubSpot 409: {message}")
+        if status == 400:
+            code = value_error_code(_json(response))
+            if code:
+                return Verdict(Outcome.INVALID, f"HubSpot 400 {code}: {message}", code=code)
         if status == 423:
             return Verdict(Outcome.RETRY, f"HubSpot 423 locked: {message}", wait=2.0)
         if status >= 500:
@@ -153,18 +172,34 @@ class HubSpotDestination(MappedDestination, ApiClient):
         interval = response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
         return int(interval) / 10_000 if interval and interval.isdigit() else None
 
-    # --- schema ------------------------------------------------------------------------------------
+    # --- identity and schema ----------------------------------------------------------------------
+    def identify(self) -> str:
+        """The portal id (Hub ID) of the token's account: sync state belongs to one portal."""
+        if self._portal_id is None:
+            try:
+                body = self.request("GET", f"{self.base_url}/account-info/v3/details").json()
+            except RequestFailed as exc:
+                if exc.status not in (403, 404):
+                    raise
+                body = self.request("GET", f"{self.base_url}/integrations/v1/me").json()
+            portal = body.get("portalId") if isinstance(body, dict) else None
+            if portal in (None, ""):
+                raise ConfigurationError(f"HubSpot account info carries no portalId: {str(body)[:200]}")
+            self._portal_id = str(portal)
+        return self._portal_id
+
     def prepare(self, obj: ObjectMapping) -> None:
-        """Create leadscore's property group and missing properties; refuse a property of the wrong type."""
+        """Create leadscore's property group and missing properties; refuse a property of the wrong type.
+
+        The definitions found are kept for :meth:`check`."""
         target = self.target(obj)
-        if target.object in self._prepared:
+        if target.object in self._properties:
             return
         url = f"{self.base_url}/crm/v3/properties/{target.object}"
         existing = {p["name"]: p for p in self.request("GET", url).json().get("results", [])}
-        wanted = [
-            _id_property_definition(obj, target),
-            *(_property_definition(f, n, target) for f, n in obj.fields_for(self.name)),
-        ]
+        wanted = [_property_definition(f, n, target) for f, n in obj.fields_for(self.name)]
+        if target.mode == UPSERT:
+            wanted.insert(0, _id_property_definition(obj, target))
         problems, missing = [], []
         for definition, logical_type in wanted:
             found = existing.get(definition["name"])
@@ -173,7 +208,7 @@ class HubSpotDestination(MappedDestination, ApiClient):
             elif logical_type == "id" and not found.get("hasUniqueValue"):
                 problems.append(
                     f"{target.object}.{definition['name']} exists but does not have unique values; HubSpot can "
-                    "only upsert by a unique property (create another one with hasUniqueValue, or use email)"
+                    "only upsert by a unique property (create another one with hasUniqueValue, or use mode update)"
                 )
             elif logical_type != "id" and found.get("type") not in COMPATIBLE_TYPES[logical_type]:
                 problems.append(
@@ -191,7 +226,17 @@ class HubSpotDestination(MappedDestination, ApiClient):
                     self.request("POST", url, json=definition)
                 except BatchConflict:  # created meanwhile by a concurrent run: the next prepare checks it
                     log.info("HubSpot property %s.%s already exists", target.object, definition["name"])
-        self._prepared.add(target.object)
+                existing[definition["name"]] = definition
+        self._properties[target.object] = existing
+
+    def check(self, obj: ObjectMapping, record: OutgoingRecord) -> RecordResult | None:
+        """Reject locally a value HubSpot would refuse for the whole batch: an option a dropdown lacks."""
+        properties = self._properties.get(self.target(obj).object, {})
+        for name, value in record.payload.items():
+            problem = property_value_problem(properties.get(name), value)
+            if problem:
+                return RecordResult.failed(record.key, "INVALID_OPTION", f"{name}: {problem}")
+        return None
 
     def _ensure_group(self, object_type: str, group: str | None) -> None:
         if not group:
@@ -206,16 +251,55 @@ class HubSpotDestination(MappedDestination, ApiClient):
 
     # --- records -----------------------------------------------------------------------------------
     def send_batch(self, obj: ObjectMapping, records: Sequence[OutgoingRecord]) -> list[RecordResult]:
+        """Write one batch of records found the same way (by id, by e-mail, or by key in upsert mode)."""
         if len(records) > MAX_BATCH_INPUTS:
             raise ValueError(f"HubSpot batches hold at most {MAX_BATCH_INPUTS} inputs, got {len(records)}")
-        target = self.target(obj)
+        if not records:
+            return []
+        address = records[0].address
+        assert address is not None
+        if address.match == BY_KEY:
+            return self._upsert(self.target(obj), records)
+        if address.match == BY_EMAIL:
+            return self._update_by_email(address.object, records)
+        return self._update(address.object, records, [r.address.value for r in records if r.address])
+
+    def _update(self, object_type: str, records: Sequence[OutgoingRecord], ids: Sequence[str]) -> list[RecordResult]:
+        """``batch/update`` by record id: never creates; an unknown id is a per-record error (207)."""
+        inputs = [
+            {"id": record_id, "properties": dict(r.payload), "objectWriteTraceId": r.key}
+            for r, record_id in zip(records, ids, strict=True)
+        ]
+        url = f"{self.base_url}/crm/v3/objects/{object_type}/batch/update"
+        body = self.request("POST", url, json={"inputs": inputs}, accept=_confirms_something).json()
+        return update_results(records, ids, body)
+
+    def _update_by_email(self, object_type: str, records: Sequence[OutgoingRecord]) -> list[RecordResult]:
+        """Find the contacts by e-mail (``batch/read``, which never creates), then update those found."""
+        emails = [r.address.value for r in records if r.address]
+        url = f"{self.base_url}/crm/v3/objects/{object_type}/batch/read"
+        body = {"idProperty": "email", "inputs": [{"id": e} for e in emails], "properties": ["email"]}
+        found = contacts_by_email(self.request("POST", url, json=body).json())
+        results: dict[str, RecordResult] = {}
+        known = [(r, found[r.address.value]) for r in records if r.address and r.address.value in found]
+        for record in records:
+            if record.address and record.address.value not in found:
+                message = f"no HubSpot contact has the e-mail address {record.address.value}"
+                results[record.key] = RecordResult.failed(record.key, NOT_FOUND, message)
+        if known:
+            updated = self._update(object_type, [r for r, _ in known], [i for _, i in known])
+            results.update((result.key, result) for result in updated)
+        return [results[r.key] for r in records]
+
+    def _upsert(self, target: DestinationTarget, records: Sequence[OutgoingRecord]) -> list[RecordResult]:
+        """Upsert mode (opt-in): ``batch/upsert`` on leadscore's unique property; creates missing records."""
         inputs = [
             {"idProperty": target.id_field, "id": r.key, "properties": dict(r.payload), "objectWriteTraceId": r.key}
             for r in records
         ]
         url = f"{self.base_url}/crm/v3/objects/{target.object}/batch/upsert"
         body = self.request("POST", url, json={"inputs": inputs}, accept=_confirms_something).json()
-        return batch_results(records, body, target.id_field)
+        return batch_results(records, body, target.id_field or "")
 
     def send_bulk(self, obj: ObjectMapping, records: Sequence[OutgoingRecord]) -> list[RecordResult]:
         raise NotImplementedError("HubSpot has no bulk path; the engine batches by 100")
@@ -253,6 +337,82 @@ def batch_results(records: Sequence[OutgoingRecord], body: Mapping[str, Any], id
             reason = "; ".join(untied) or "HubSpot returned no result for this record"
             results.append(RecordResult.failed(record.key, "UNCONFIRMED", reason))
     return results
+
+
+def update_results(
+    records: Sequence[OutgoingRecord], ids: Sequence[str], body: Mapping[str, Any]
+) -> list[RecordResult]:
+    """One result per record from a ``batch/update`` answer (200 or 207); pure, so it is unit-tested.
+
+    Results and errors are tied back by ``objectWriteTraceId`` when HubSpot echoes it, else by record id.
+    An id HubSpot reports as not found is a ``not_found`` reject; a record nobody mentions is unconfirmed.
+    """
+    key_of_id = {record_id: r.key for r, record_id in zip(records, ids, strict=True)}
+    confirmed: dict[str, str] = {}
+    for result in body.get("results") or []:
+        key = result.get("objectWriteTraceId") or key_of_id.get(str(result.get("id")))
+        if key:
+            confirmed[str(key)] = str(result.get("id"))
+    failed: dict[str, tuple[str, str]] = {}
+    untied: list[str] = []
+    for error in body.get("errors") or []:
+        category = str(error.get("category") or "ERROR")
+        code = NOT_FOUND if category == "OBJECT_NOT_FOUND" else category
+        context = error.get("context") or {}
+        keys = _trace_ids(error) or [key_of_id[i] for i in map(str, context.get("ids") or []) if i in key_of_id]
+        for key in keys:
+            failed[key] = (code, f"{category}: {_describe_error(error)}")
+        if not keys:
+            untied.append(_describe_error(error))
+    results = []
+    for record in records:
+        if record.key in failed:
+            results.append(RecordResult.failed(record.key, *failed[record.key]))
+        elif record.key in confirmed:
+            results.append(RecordResult(record.key, True, crm_id=confirmed[record.key]))
+        else:
+            reason = "; ".join(untied) or "HubSpot returned no result for this record"
+            results.append(RecordResult.failed(record.key, "UNCONFIRMED", reason))
+    return results
+
+
+def contacts_by_email(body: Mapping[str, Any]) -> dict[str, str]:
+    """Lower-cased e-mail -> contact id from a ``batch/read`` answer by e-mail (HubSpot matches addresses
+    case-insensitively and stores them lower-cased)."""
+    found = {}
+    for result in body.get("results") or []:
+        email = (result.get("properties") or {}).get("email")
+        if email and result.get("id"):
+            found[str(email).strip().lower()] = str(result["id"])
+    return found
+
+
+def value_error_code(body: Mapping[str, Any]) -> str | None:
+    """The value error a 400 VALIDATION_ERROR blames (``INVALID_OPTION``...), or None when the 400 is about
+    something else (the request's shape, an unknown property): only the former is worth splitting for.
+
+    Real HubSpot names the code inside its message (``Property values were not valid: [{..."error":"X"...}]``);
+    some answers also list ``errors`` with a ``code``.
+    """
+    if body.get("category") != "VALIDATION_ERROR":
+        return None
+    codes = [str(e.get("code")) for e in body.get("errors") or [] if isinstance(e, dict) and e.get("code")]
+    codes += _EMBEDDED_CODE.findall(str(body.get("message") or ""))
+    if not codes or any(code not in VALUE_ERROR_CODES for code in codes):
+        return None
+    return codes[0]
+
+
+def property_value_problem(definition: Mapping[str, Any] | None, value: Any) -> str | None:
+    """Why HubSpot would refuse ``value`` for a property (from its definition), or None."""
+    if definition is None or value in ("", None) or definition.get("type") != "enumeration":
+        return None
+    options = {str(o.get("value")) for o in definition.get("options") or []}
+    chosen = str(value).split(";") if definition.get("fieldType") == "checkbox" else [str(value)]
+    missing = [c for c in chosen if c not in options]
+    if missing and options:
+        return f"{missing[0]!r} is not one of the dropdown's options {sorted(options)[:10]}"
+    return None
 
 
 def _trace_ids(error: Mapping[str, Any]) -> list[str]:

@@ -1,9 +1,20 @@
 """The declarative mapping from warehouse relations to CRM objects (``mapping.yaml``), with validation.
 
 A mapping lists *objects*; each one reads a relation, identifies its records by a key column, and names,
-per destination, the CRM object, the unique property / external-id field that carries the key, and the CRM
-field of every column. Mistakes are reported with the YAML path of the offending entry so that a person
-can fix the file without reading this code.
+per destination, the CRM object and how a row finds its record there, and the CRM field of every column.
+
+Two modes, as in the reverse-ETL tools teams already use:
+
+* ``update`` (the default): the people and companies come *from* the CRM, so each row carries the CRM's
+  own record id (read from the object's ``identity`` relation) and leadscore updates that record. A row
+  whose record does not exist is rejected (``not_found``) and retried next run; nothing is ever created.
+  A destination may list several ``routes`` (Salesforce people are Leads until converted, then Contacts):
+  the first route whose id column is set wins. HubSpot contacts may fall back to the e-mail address.
+* ``upsert`` (explicit opt-in): match on a unique property / external-id field carrying the key column,
+  creating the record when it is missing.
+
+Mistakes are reported with the YAML path of the offending entry so that a person can fix the file without
+reading this code.
 """
 
 from __future__ import annotations
@@ -21,8 +32,10 @@ DEFAULT_MAPPING_PATH = Path(__file__).with_name("mapping.yaml")
 # Logical column types; each destination encodes them its own way (see activation.encoding).
 FIELD_TYPES = ("string", "text", "number", "integer", "date", "datetime", "bool")
 DESTINATIONS = ("hubspot", "salesforce")
-# The YAML key that names the key-carrying field differs per destination, as in each vendor's docs.
+# The YAML key that names the key-carrying field of upsert mode differs per destination, as in each vendor's docs.
 ID_FIELD_KEYS = {"hubspot": "id_property", "salesforce": "external_id_field"}
+UPDATE, UPSERT = "update", "upsert"
+MODES = (UPDATE, UPSERT)
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RELATION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
@@ -52,13 +65,38 @@ class FieldMapping:
 
 
 @dataclass(frozen=True)
-class DestinationTarget:
-    """Where an object goes in one destination."""
+class Route:
+    """One CRM object a row may go to, and (update mode) the column holding that object's record id."""
 
     object: str
-    id_field: str  # HubSpot idProperty (unique property) or Salesforce external id field
-    id_label: str
+    record_id: str | None = None  # None in upsert mode: the key column is the match value
+
+
+@dataclass(frozen=True)
+class DestinationTarget:
+    """Where an object goes in one destination, and how a row finds its record there."""
+
+    mode: str
+    routes: tuple[Route, ...]
+    match_email: str | None = None  # update mode, HubSpot contacts: e-mail column used when the id is missing
+    id_field: str | None = None  # upsert mode: HubSpot idProperty (unique property) or Salesforce external id
+    id_label: str = "Leadscore id"
     property_group: str | None = None  # HubSpot only: group that holds the properties leadscore creates
+
+    @property
+    def objects(self) -> tuple[str, ...]:
+        return tuple(route.object for route in self.routes)
+
+    @property
+    def object(self) -> str:
+        """The CRM object(s) as people read them, e.g. ``contacts`` or ``Contact|Lead``."""
+        return "|".join(self.objects)
+
+    @property
+    def identity_columns(self) -> tuple[str, ...]:
+        """The columns a row's CRM address is read from (record ids first, then the e-mail)."""
+        columns = [route.record_id for route in self.routes if route.record_id]
+        return tuple(columns + ([self.match_email] if self.match_email else []))
 
 
 @dataclass(frozen=True)
@@ -72,6 +110,7 @@ class ObjectMapping:
     clear_when_missing: bool
     fields: tuple[FieldMapping, ...]
     destinations: Mapping[str, DestinationTarget]
+    identity: str | None = None  # relation with the CRM record ids, one row per key (joined on key_column)
 
     def target(self, destination: str) -> DestinationTarget | None:
         return self.destinations.get(destination)
@@ -138,7 +177,7 @@ def _parse_object(name: str, raw: Any, path: str, problems: list[str]) -> Object
     if not isinstance(raw, dict):
         problems.append(f"{path}: must be a mapping")
         return None
-    allowed = {"relation", "key_column", "latest_by", "clear_when_missing", "destinations", "fields"}
+    allowed = {"relation", "key_column", "identity", "latest_by", "clear_when_missing", "destinations", "fields"}
     _check_keys(raw, allowed, path, problems)
     if not _IDENTIFIER.match(name):
         problems.append(f"{path}: object names must be identifiers")
@@ -148,6 +187,9 @@ def _parse_object(name: str, raw: Any, path: str, problems: list[str]) -> Object
     key_column = raw.get("key_column")
     if not isinstance(key_column, str) or not _IDENTIFIER.match(key_column):
         problems.append(f"{path}.key_column: must be a column name")
+    identity = raw.get("identity")
+    if identity is not None and (not isinstance(identity, str) or not _RELATION.match(identity)):
+        problems.append(f"{path}.identity: must be a table or view name such as lead_crm_ids (or omitted)")
     latest_by = raw.get("latest_by")
     if latest_by is not None and (not isinstance(latest_by, str) or not _IDENTIFIER.match(latest_by)):
         problems.append(f"{path}.latest_by: must be a column name (or omitted)")
@@ -183,6 +225,7 @@ def _parse_object(name: str, raw: Any, path: str, problems: list[str]) -> Object
         clear_when_missing=bool(clear_when_missing),
         fields=tuple(fields),
         destinations=destinations,
+        identity=identity,
     )
 
 
@@ -193,25 +236,77 @@ def _parse_target(destination: str, raw: Any, path: str, problems: list[str]) ->
     if not isinstance(raw, dict):
         problems.append(f"{path}: must be a mapping")
         return None
+    mode = raw.get("mode", UPDATE)
+    if mode not in MODES:
+        problems.append(f"{path}.mode: {mode!r} is not one of {', '.join(MODES)}")
+        return None
     id_key = ID_FIELD_KEYS[destination]
-    allowed = {"object", id_key, "id_label"} | ({"property_group"} if destination == "hubspot" else set())
-    _check_keys(raw, allowed, path, problems)
-    crm_object, id_field = raw.get("object"), raw.get(id_key)
-    if not isinstance(crm_object, str) or not _SALESFORCE_OBJECT.match(crm_object):
-        problems.append(f"{path}.object: must be the CRM object's API name (e.g. contacts, Lead)")
-    if not isinstance(id_field, str):
-        problems.append(f"{path}.{id_key}: required")
+    hubspot_only = {"property_group"} if destination == "hubspot" else set()
+    if mode == UPSERT:
+        _check_keys(raw, {"mode", "object", id_key, "id_label", *hubspot_only}, path, problems)
+        id_field = raw.get(id_key)
+        if not isinstance(id_field, str):
+            problems.append(f"{path}.{id_key}: required in mode upsert (the unique field that carries the key)")
+        else:
+            _check_field_name(destination, id_field, f"{path}.{id_key}", problems)
+        routes = (Route(_object_name(raw.get("object"), f"{path}.object", problems)),)
+        match_email = None
     else:
-        _check_field_name(destination, id_field, f"{path}.{id_key}", problems)
+        email_key = {"match_email"} if destination == "hubspot" else set()
+        _check_keys(raw, {"mode", "object", "record_id", "routes", *email_key, *hubspot_only}, path, problems)
+        routes = _parse_routes(raw, path, problems)
+        id_field = None
+        match_email = raw.get("match_email")
+        if match_email is not None and (not isinstance(match_email, str) or not _IDENTIFIER.match(match_email)):
+            problems.append(f"{path}.match_email: must be a column name")
+        if match_email is not None and routes[0].object != "contacts":
+            problems.append(f"{path}.match_email: only HubSpot contacts can be matched by e-mail")
     group = raw.get("property_group")
     if group is not None and (not isinstance(group, str) or not _HUBSPOT_NAME.match(group)):
         problems.append(f"{path}.property_group: must be a lower-case name such as leadscore")
     return DestinationTarget(
-        object=str(crm_object),
-        id_field=str(id_field),
+        mode=mode,
+        routes=routes,
+        match_email=match_email,
+        id_field=id_field,
         id_label=str(raw.get("id_label") or "Leadscore id"),
         property_group=group,
     )
+
+
+def _parse_routes(raw: dict[str, Any], path: str, problems: list[str]) -> tuple[Route, ...]:
+    """``object`` + ``record_id``, or a list of ``routes`` each with both (tried in order)."""
+    if "routes" in raw:
+        if "object" in raw or "record_id" in raw:
+            problems.append(f"{path}: give either routes or object + record_id, not both")
+        entries = raw["routes"]
+        if not isinstance(entries, list) or not entries:
+            problems.append(f"{path}.routes: must be a non-empty list of {{object, record_id}}")
+            return (Route("?", "?"),)
+        where = [f"{path}.routes[{index}]" for index in range(len(entries))]
+    else:
+        entries, where = [raw], [path]
+    routes = []
+    for entry, at in zip(entries, where, strict=True):
+        if not isinstance(entry, dict):
+            problems.append(f"{at}: must be a mapping with object and record_id")
+            continue
+        if at != path:
+            _check_keys(entry, {"object", "record_id"}, at, problems)
+        record_id = entry.get("record_id")
+        if not isinstance(record_id, str) or not _IDENTIFIER.match(record_id):
+            problems.append(f"{at}.record_id: required in mode update: the column holding the CRM record id")
+        routes.append(Route(_object_name(entry.get("object"), f"{at}.object", problems), str(record_id)))
+    objects = [route.object for route in routes]
+    for name in sorted({o for o in objects if objects.count(o) > 1}):
+        problems.append(f"{path}.routes: object {name!r} is listed twice")
+    return tuple(routes) or (Route("?", "?"),)
+
+
+def _object_name(value: Any, path: str, problems: list[str]) -> str:
+    if not isinstance(value, str) or not _SALESFORCE_OBJECT.match(value):
+        problems.append(f"{path}: must be the CRM object's API name (e.g. contacts, Lead)")
+    return str(value)
 
 
 def _parse_field(
@@ -270,11 +365,11 @@ def _check_unique_names(
     columns = [f.column for f in fields]
     for column in sorted({c for c in columns if columns.count(c) > 1}):
         problems.append(f"{path}.fields: column {column!r} is mapped twice")
-    if key_column in columns:
-        problems.append(f"{path}.fields: the key column {key_column!r} is sent as the id; do not map it again")
+    if key_column in columns and any(t.mode == UPSERT for t in destinations.values()):
+        problems.append(f"{path}.fields: the key column {key_column!r} is sent as the upsert id; do not map it again")
     for destination, target in destinations.items():
         names = [f.targets[destination] for f in fields if destination in f.targets]
         for name in sorted({n for n in names if names.count(n) > 1}):
             problems.append(f"{path}.fields: {destination} field {name!r} is the target of several columns")
-        if target.id_field in names:
+        if target.id_field is not None and target.id_field in names:
             problems.append(f"{path}.fields: {destination} field {target.id_field!r} is already the id field")

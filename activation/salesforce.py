@@ -1,9 +1,17 @@
 """Salesforce destination: OAuth 2.0 (client credentials or JWT bearer), describe checks, sObject
-Collections upsert by external id, and Bulk API 2.0 for large syncs.
+Collections update by record Id, and Bulk API 2.0 for large syncs.
 
-There is no refresh token and no announced expiry: a 401 ``INVALID_SESSION_ID`` triggers one new token and
-one resend (in :class:`activation.http.ApiClient`). ``Sforce-Limit-Info`` is read on every response so a
-sync stops *before* the org's daily allocation is spent rather than after.
+Update mode (the default) writes onto the Leads, Contacts and Accounts that exist, by their Salesforce Id,
+with ``PATCH /composite/sobjects`` (one object type per request) or a Bulk 2.0 ``update`` job; an Id the org
+does not hold is a per-record ``not_found`` reject, never a create. Upsert mode (opt-in) matches on an
+external id field and creates what is missing (Salesforce then needs the required fields mapped).
+
+The client-credentials flow works only on the org's My Domain URL (login.salesforce.com answers
+``invalid_grant: request not supported on this domain``), so that flow refuses the generic login hosts before
+asking. There is no refresh token and no announced expiry: a 401 ``INVALID_SESSION_ID`` triggers one new
+token and one resend (in :class:`activation.http.ApiClient`). ``Sforce-Limit-Info`` is read on every
+response so a sync stops *before* the org's daily allocation (or the app's share of it) is spent; the
+short-lived concurrent-request limit, which shares the ``REQUEST_LIMIT_EXCEEDED`` code, is retried.
 """
 
 from __future__ import annotations
@@ -12,29 +20,33 @@ import base64
 import csv
 import io
 import json
-import os
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
-from activation.destination import MappedDestination, OutgoingRecord, RecordResult
+from activation.destination import BY_KEY, NOT_FOUND, MappedDestination, OutgoingRecord, RecordResult
 from activation.encoding import salesforce_csv_value, salesforce_value
 from activation.errors import AuthenticationError, ConfigurationError, RequestFailed
 from activation.http import ApiClient, DailyBudget, HttpSettings, Outcome, Verdict, response_excerpt
-from activation.mapping import ObjectMapping
+from activation.mapping import UPSERT, ObjectMapping
 from activation.redact import get_logger, register_secret
 from activation.salesforce_schema import PERMISSION_SET, SHIPPED_DIR, describe_problems, field_specs
 
 log = get_logger(__name__)
 
-DEFAULT_LOGIN_URL = "https://login.salesforce.com"
+DEFAULT_LOGIN_URL = "https://login.salesforce.com"  # JWT bearer only; client credentials need the My Domain URL
+GENERIC_LOGIN_HOSTS = {"login.salesforce.com", "test.salesforce.com"}
 MAX_COLLECTION_RECORDS = 200
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+# Per-record errors that mean "this record is not in the org (any more)".
+NOT_FOUND_CODES = {"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY", "NOT_FOUND", "INVALID_ID_FIELD"}
 
 
 @dataclass(frozen=True)
@@ -116,12 +128,13 @@ class SalesforceDestination(MappedDestination, ApiClient):
         self._auth_lock = threading.Lock()
         self.daily_budget = DailyBudget("the Salesforce daily API request allocation (Sforce-Limit-Info)")
         self.api_usage: tuple[int, int] | None = None
+        self.org_id: str | None = None
+        check_login_url(settings.login_url, jwt=bool(credentials.private_key_pem))
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **settings: Any) -> SalesforceDestination:
-        """Build from ``SALESFORCE_LOGIN_URL``, ``SALESFORCE_CLIENT_ID`` and either ``SALESFORCE_CLIENT_SECRET``
-        or ``SALESFORCE_JWT_KEY_FILE`` + ``SALESFORCE_USERNAME``."""
-        env = os.environ if env is None else env
+    def from_env(cls, env: Mapping[str, str], **settings: Any) -> SalesforceDestination:
+        """Build from the values of ``SALESFORCE_LOGIN_URL``, ``SALESFORCE_CLIENT_ID`` and either
+        ``SALESFORCE_CLIENT_SECRET`` or ``SALESFORCE_JWT_KEY_FILE`` + ``SALESFORCE_USERNAME``."""
         key_file = env.get("SALESFORCE_JWT_KEY_FILE")
         credentials = SalesforceCredentials(
             client_id=env.get("SALESFORCE_CLIENT_ID", ""),
@@ -161,6 +174,7 @@ class SalesforceDestination(MappedDestination, ApiClient):
         body = response.json()
         register_secret(body["access_token"])
         self._token, self.instance_url = body["access_token"], body["instance_url"].rstrip("/")
+        self.org_id = org_id_from_identity_url(str(body.get("id") or ""))
 
     def auth_headers(self) -> dict[str, str]:
         with self._auth_lock:
@@ -190,7 +204,10 @@ class SalesforceDestination(MappedDestination, ApiClient):
         if status == 401 and "INVALID_SESSION_ID" in codes:
             return Verdict(Outcome.REAUTHENTICATE, message)
         if "REQUEST_LIMIT_EXCEEDED" in codes:
-            return Verdict(Outcome.DAILY_LIMIT, f"Salesforce: {message}")
+            if is_daily_limit(message, self.api_usage):
+                return Verdict(Outcome.DAILY_LIMIT, f"Salesforce: {message}")
+            # The concurrent long-running-request limit: it passes in seconds, unlike the daily allocation.
+            return Verdict(Outcome.RETRY, f"Salesforce concurrency limit: {message}", wait=1.0)
         if status in {401, 403}:
             return Verdict(Outcome.AUTH, f"Salesforce {status}: {message}")
         if status >= 500 or "UNABLE_TO_LOCK_ROW" in codes:
@@ -203,11 +220,24 @@ class SalesforceDestination(MappedDestination, ApiClient):
             self.auth_headers()
         return f"{self.instance_url}/services/data/v{self.sf_settings.api_version}/{path}"
 
+    def identify(self) -> str:
+        """The org id, read from the identity URL the token response carries: sync state belongs to one org."""
+        if self.org_id is None:
+            self.auth_headers()
+        if not self.org_id:
+            raise ConfigurationError("the Salesforce token response carries no identity URL with an org id")
+        return self.org_id
+
     def prepare(self, obj: ObjectMapping) -> None:
-        """Check through describe that every mapped field exists, has a compatible type and is editable."""
+        """Check through describe that every mapped field exists on every object the mapping routes to, has a
+        compatible type and is editable."""
         target = self.target(obj)
-        describe = self.request("GET", self._data_url(f"sobjects/{target.object}/describe")).json()
-        problems = describe_problems(field_specs(obj), describe.get("fields", []))
+        specs = field_specs(obj)
+        problems = []
+        for sobject in target.objects:
+            describe = self.request("GET", self._data_url(f"sobjects/{sobject}/describe")).json()
+            wanted = [spec for spec in specs if spec.sobject == sobject]
+            problems += describe_problems(wanted, describe.get("fields", []), creates=target.mode == UPSERT)
         if problems:
             raise ConfigurationError(
                 f"Salesforce {target.object} is not ready for leadscore. An admin must:\n  - "
@@ -219,48 +249,62 @@ class SalesforceDestination(MappedDestination, ApiClient):
 
     # --- records -------------------------------------------------------------------------------------
     def send_batch(self, obj: ObjectMapping, records: Sequence[OutgoingRecord]) -> list[RecordResult]:
+        """Write one batch of records of one object: by Id (update mode) or by external id (upsert)."""
         if len(records) > MAX_COLLECTION_RECORDS:
             raise ValueError(f"sObject Collections take at most {MAX_COLLECTION_RECORDS} records, got {len(records)}")
+        if not records:
+            return []
         target = self.target(obj)
-        body = {
-            "allOrNone": False,
-            "records": [{"attributes": {"type": target.object}, target.id_field: r.key, **r.payload} for r in records],
-        }
-        url = self._data_url(f"composite/sobjects/{target.object}/{target.id_field}")
-        answer = self.request("PATCH", url, json=body).json()
+        sobject = _object_of(records)
+        if _match_of(records) == BY_KEY:
+            rows = [{"attributes": {"type": sobject}, target.id_field: r.key, **r.payload} for r in records]
+            url = self._data_url(f"composite/sobjects/{sobject}/{target.id_field}")
+        else:
+            rows = [{"attributes": {"type": sobject}, "Id": _record_id(r), **r.payload} for r in records]
+            url = self._data_url("composite/sobjects")
+        answer = self.request("PATCH", url, json={"allOrNone": False, "records": rows}).json()
         return collection_results(records, answer)
 
     def send_bulk(self, obj: ObjectMapping, records: Sequence[OutgoingRecord]) -> list[RecordResult]:
-        """Upsert through Bulk API 2.0: one job per ``bulk_max_bytes`` of CSV."""
+        """Bulk API 2.0: one job per object and per ``bulk_max_bytes`` of CSV; ``update`` by Id, or ``upsert``
+        by external id in upsert mode."""
         target = self.target(obj)
-        columns = [target.id_field, *(name for _, name in obj.fields_for("salesforce"))]
-        results: list[RecordResult] = []
-        for chunk, text in bulk_csv_chunks(records, columns, self.sf_settings.bulk_max_bytes):
-            results.extend(self._run_job(target, chunk, text))
-        return results
+        by_object: dict[str, list[OutgoingRecord]] = {}
+        for record in records:
+            by_object.setdefault(_object_of([record]), []).append(record)
+        results: dict[str, RecordResult] = {}
+        for sobject, members in by_object.items():
+            upsert = _match_of(members) == BY_KEY
+            key_column = str(target.id_field) if upsert else "Id"
+            columns = [key_column, *(name for _, name in obj.fields_for("salesforce"))]
+            job = {"object": sobject, "operation": "upsert" if upsert else "update", "contentType": "CSV",
+                   "lineEnding": "LF"}  # fmt: skip
+            if upsert:
+                job["externalIdFieldName"] = key_column
+            for chunk, text in bulk_csv_chunks(members, columns, self.sf_settings.bulk_max_bytes, _bulk_key):
+                for result in self._run_job(job, chunk, text, key_column):
+                    results[result.key] = result
+        return [results[r.key] for r in records]
 
-    def _run_job(self, target: Any, records: Sequence[OutgoingRecord], text: str) -> list[RecordResult]:
-        job_spec = {
-            "object": target.object,
-            "operation": "upsert",
-            "externalIdFieldName": target.id_field,
-            "contentType": "CSV",
-            "lineEnding": "LF",
-        }
-        job = self.request("POST", self._data_url("jobs/ingest"), json=job_spec).json()
+    def _run_job(
+        self, job_spec: Mapping[str, Any], records: Sequence[OutgoingRecord], text: str, key_column: str
+    ) -> list[RecordResult]:
+        job = self.request("POST", self._data_url("jobs/ingest"), json=dict(job_spec)).json()
         job_url = self._data_url(f"jobs/ingest/{job['id']}")
         self.request("PUT", f"{job_url}/batches", data=text.encode(), headers={"Content-Type": "text/csv"})
         self.request("PATCH", job_url, json={"state": "UploadComplete"})
         info = self._wait_for_job(job_url)
-        if info["state"] != "JobComplete":
-            reason = f"Bulk job {job['id']} ended {info['state']}: {info.get('errorMessage') or 'no message'}"
-            log.error("%s", reason)
-            return [RecordResult.failed(r.key, "BULK_JOB_FAILED", reason) for r in records]
+        # A job that ends Failed or Aborted may still have written records: read every result before deciding.
         outcome = {
             kind: list(csv.DictReader(io.StringIO(self.request("GET", f"{job_url}/{kind}/").text)))
             for kind in ("successfulResults", "failedResults", "unprocessedrecords")
         }
-        return bulk_results(records, target.id_field, outcome)
+        keys = {_bulk_key(r): r.key for r in records}
+        failure = None
+        if info["state"] != "JobComplete":
+            failure = f"Bulk job {job['id']} ended {info['state']}: {info.get('errorMessage') or 'no message'}"
+            log.error("%s", failure)
+        return bulk_results(records, key_column, outcome, keys, failure)
 
     def _wait_for_job(self, job_url: str) -> dict[str, Any]:
         settings = self.sf_settings
@@ -279,17 +323,71 @@ class SalesforceDestination(MappedDestination, ApiClient):
 
 
 # --- pure helpers (unit-tested) -------------------------------------------------------------------------
+_USAGE = re.compile(r"^\s*([a-z-]+)=(\d+)/(\d+)")
+
+
 def parse_limit_info(value: str | None) -> tuple[int, int] | None:
-    """``api-usage=10018/100000`` -> (10018, 100000)."""
+    """The tightest allocation in ``Sforce-Limit-Info`` as (used, limit).
+
+    The header lists entries separated by ``;`` (or ``,``): ``api-usage=25/5000`` for the org and, when the
+    connected app has its own cap, ``per-app-api-usage=17/250(appName=x)``. Whichever has fewer requests left
+    is the one that stops the run.
+    """
     if not value:
         return None
-    for part in value.split(","):
-        name, _, usage = part.strip().partition("=")
-        if name == "api-usage" and "/" in usage:
-            used, _, limit = usage.partition("/")
-            if used.isdigit() and limit.isdigit():
-                return int(used), int(limit)
+    entries = []
+    for part in re.split(r"[;,]", value):
+        found = _USAGE.match(part)
+        if found and found.group(1) in {"api-usage", "per-app-api-usage"}:
+            entries.append((int(found.group(2)), int(found.group(3))))
+    return min(entries, key=lambda usage: usage[1] - usage[0]) if entries else None
+
+
+def is_daily_limit(message: str, usage: tuple[int, int] | None) -> bool:
+    """``REQUEST_LIMIT_EXCEEDED`` means the daily allocation only when it says so (``TotalRequests``) or the
+    last ``Sforce-Limit-Info`` showed it spent; otherwise it is the short-lived concurrent-request limit."""
+    if "TotalRequests" in message:
+        return True
+    return usage is not None and usage[0] >= usage[1]
+
+
+def check_login_url(login_url: str, *, jwt: bool) -> None:
+    """Refuse before asking what Salesforce refuses: client credentials on the generic login hosts."""
+    host = (urlsplit(login_url).hostname or "").lower()
+    if not jwt and host in GENERIC_LOGIN_HOSTS:
+        raise ConfigurationError(
+            f"SALESFORCE_LOGIN_URL is {login_url}: the client-credentials flow works only on your org's My Domain "
+            "URL (e.g. https://yourco.my.salesforce.com); Salesforce answers 'request not supported on this "
+            "domain' on login.salesforce.com and test.salesforce.com"
+        )
+
+
+def org_id_from_identity_url(url: str) -> str | None:
+    """``https://login.salesforce.com/id/00D.../005...`` -> the org id (``00D...``)."""
+    parts = [p for p in urlsplit(url).path.split("/") if p]
+    if len(parts) >= 3 and parts[-3] == "id" and parts[-2].startswith("00D"):
+        return parts[-2]
     return None
+
+
+def _object_of(records: Sequence[OutgoingRecord]) -> str:
+    address = records[0].address
+    assert address is not None, "records are addressed before they are sent"
+    return address.object
+
+
+def _match_of(records: Sequence[OutgoingRecord]) -> str:
+    return records[0].address.match if records[0].address else BY_KEY
+
+
+def _record_id(record: OutgoingRecord) -> str:
+    assert record.address is not None
+    return record.address.value
+
+
+def _bulk_key(record: OutgoingRecord) -> str:
+    """What the key column of a Bulk CSV row holds: the Id (update) or leadscore's key (upsert)."""
+    return record.key if record.address is None or record.address.match == BY_KEY else record.address.value
 
 
 def collection_results(records: Sequence[OutgoingRecord], answer: Any) -> list[RecordResult]:
@@ -303,23 +401,31 @@ def collection_results(records: Sequence[OutgoingRecord], answer: Any) -> list[R
             results.append(RecordResult(record.key, True, created=bool(result.get("created")), crm_id=result.get("id")))
         else:
             errors = result.get("errors") or [{}]
-            code = str(errors[0].get("statusCode") or "ERROR")
             message = "; ".join(f"{e.get('statusCode')}: {e.get('message')}" for e in errors)
-            results.append(RecordResult.failed(record.key, code, message))
+            results.append(RecordResult.failed(record.key, _reject_code(str(errors[0].get("statusCode"))), message))
     return results
 
 
+def _reject_code(status_code: str) -> str:
+    """The CRM's code, except that every flavour of "no such record" is ``not_found``."""
+    return NOT_FOUND if status_code in NOT_FOUND_CODES else status_code or "ERROR"
+
+
 def bulk_csv_chunks(
-    records: Sequence[OutgoingRecord], columns: Sequence[str], max_bytes: int
+    records: Sequence[OutgoingRecord],
+    columns: Sequence[str],
+    max_bytes: int,
+    key_of: Callable[[OutgoingRecord], str] = lambda record: record.key,
 ) -> list[tuple[list[OutgoingRecord], str]]:
-    """Split records into CSV documents of at most ``max_bytes`` each (Bulk 2.0 caps a job's upload)."""
+    """Split records into CSV documents of at most ``max_bytes`` each (Bulk 2.0 caps a job's upload); the
+    first column holds ``key_of(record)``."""
     header = _csv_line(columns)
     chunks: list[tuple[list[OutgoingRecord], str]] = []
     current: list[OutgoingRecord] = []
     lines = [header]
     size = len(header.encode())
     for record in records:
-        row = {columns[0]: record.key, **record.payload}
+        row = {columns[0]: key_of(record), **record.payload}
         line = _csv_line([salesforce_csv_value(row.get(c)) for c in columns])
         line_size = len(line.encode())
         if current and size + line_size > max_bytes:
@@ -340,24 +446,31 @@ def _csv_line(values: Sequence[Any]) -> str:
 
 
 def bulk_results(
-    records: Sequence[OutgoingRecord], id_field: str, outcome: Mapping[str, list[dict[str, str]]]
+    records: Sequence[OutgoingRecord],
+    key_column: str,
+    outcome: Mapping[str, list[dict[str, str]]],
+    keys: Mapping[str, str] | None = None,
+    failure: str | None = None,
 ) -> list[RecordResult]:
-    """Join Bulk 2.0 result CSVs back to records on the external id (their order is not guaranteed)."""
+    """Join Bulk 2.0 result CSVs back to records on the key column (their order is not guaranteed).
+
+    ``keys`` maps the key column's values (Ids in update mode) to record keys. What the job wrote counts as
+    confirmed even when the job as a whole ended ``Failed`` (``failure`` is then the reason for the rest).
+    """
+    keys = keys or {r.key: r.key for r in records}
     by_key: dict[str, RecordResult] = {}
     for row in outcome.get("successfulResults", []):
-        key = row.get(id_field, "")
+        key = keys.get(row.get(key_column, ""), "")
         by_key[key] = RecordResult(key, True, created=row.get("sf__Created") == "true", crm_id=row.get("sf__Id"))
     for row in outcome.get("failedResults", []):
-        key = row.get(id_field, "")
+        key = keys.get(row.get(key_column, ""), "")
         error = row.get("sf__Error", "")
-        by_key[key] = RecordResult.failed(key, error.split(":", 1)[0] or "ERROR", error)
+        by_key[key] = RecordResult.failed(key, _reject_code(error.split(":", 1)[0]), error)
     for row in outcome.get("unprocessedrecords", []):
-        key = row.get(id_field, "")
-        by_key[key] = RecordResult.failed(key, "UNPROCESSED", "Bulk job did not process this record")
-    return [
-        by_key.get(r.key) or RecordResult.failed(r.key, "UNCONFIRMED", "missing from the Bulk job's results")
-        for r in records
-    ]
+        key = keys.get(row.get(key_column, ""), "")
+        by_key[key] = RecordResult.failed(key, "UNPROCESSED", failure or "Bulk job did not process this record")
+    missing = failure or "missing from the Bulk job's results"
+    return [by_key.get(r.key) or RecordResult.failed(r.key, "UNCONFIRMED", missing) for r in records]
 
 
 def _json(response: requests.Response) -> Any:

@@ -69,40 +69,44 @@ class FieldSpec:
 
 
 def field_specs(obj: ObjectMapping) -> list[FieldSpec]:
-    """The fields ``obj`` needs in Salesforce: the external id first, then every mapped column."""
+    """The fields ``obj`` needs in Salesforce, on every object it routes to: in upsert mode the external id
+    first, then every mapped column. Update mode matches by record Id and needs no external id field."""
     target = obj.target("salesforce")
     if target is None:
         return []
-    specs = [
-        FieldSpec(
-            sobject=target.object,
-            name=target.id_field,
-            label=target.id_label,
-            description=f"leadscore's {obj.key_column}; the key every sync upserts by.",
-            logical_type="id",
-            metadata_type="Text",
-            describe_type="string",
-            length=80,
-            external_id=True,
-        )
-    ]
-    for field, name in obj.fields_for("salesforce"):
-        metadata_type, describe_type, length, precision = _METADATA[field.type]
-        scale = (field.digits if field.digits is not None else 4) if field.type == "number" else None
-        specs.append(
-            FieldSpec(
-                sobject=target.object,
-                name=name,
-                label=field.label,
-                description=field.description,
-                logical_type=field.type,
-                metadata_type=metadata_type,
-                describe_type=describe_type,
-                length=length,
-                precision=precision,
-                scale=0 if field.type == "integer" else scale,
+    specs = []
+    for sobject in target.objects:
+        if target.id_field is not None:
+            specs.append(
+                FieldSpec(
+                    sobject=sobject,
+                    name=target.id_field,
+                    label=target.id_label,
+                    description=f"leadscore's {obj.key_column}; the key every sync upserts by.",
+                    logical_type="id",
+                    metadata_type="Text",
+                    describe_type="string",
+                    length=80,
+                    external_id=True,
+                )
             )
-        )
+        for field, name in obj.fields_for("salesforce"):
+            metadata_type, describe_type, length, precision = _METADATA[field.type]
+            scale = (field.digits if field.digits is not None else 4) if field.type == "number" else None
+            specs.append(
+                FieldSpec(
+                    sobject=sobject,
+                    name=name,
+                    label=field.label,
+                    description=field.description,
+                    logical_type=field.type,
+                    metadata_type=metadata_type,
+                    describe_type=describe_type,
+                    length=length,
+                    precision=precision,
+                    scale=0 if field.type == "integer" else scale,
+                )
+            )
     return specs
 
 
@@ -110,8 +114,13 @@ def all_field_specs(mapping: SyncMapping) -> list[FieldSpec]:
     return [spec for obj in mapping.for_destination("salesforce") for spec in field_specs(obj)]
 
 
-def describe_problems(specs: Sequence[FieldSpec], describe_fields: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Every way an object's describe falls short of the specs, one line each, naming the fix."""
+def describe_problems(
+    specs: Sequence[FieldSpec], describe_fields: Sequence[Mapping[str, Any]], *, creates: bool = False
+) -> list[str]:
+    """Every way an object's describe falls short of the specs, one line each, naming the fix.
+
+    Every field must be updateable; ``creates`` (upsert mode) also needs it createable.
+    """
     by_name = {f["name"].lower(): f for f in describe_fields}
     problems = []
     for spec in specs:
@@ -126,7 +135,7 @@ def describe_problems(specs: Sequence[FieldSpec], describe_fields: Sequence[Mapp
             )
         if spec.external_id and not (found.get("externalId") or found.get("idLookup")):
             problems.append(f"field {spec.sobject}.{spec.name} must be marked External ID to upsert by it")
-        if not (found.get("updateable") and found.get("createable")):
+        if not found.get("updateable") or (creates and not found.get("createable")):
             problems.append(
                 f"field {spec.sobject}.{spec.name} is not editable by the integration user: grant edit access "
                 f"(permission set {PERMISSION_SET})"

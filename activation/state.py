@@ -1,10 +1,16 @@
-"""Sync state in the warehouse (schema ``activation``): what each destination confirmed, current rejects,
-and run history. Written only from the engine's main thread — a DuckDB connection is not for sharing."""
+"""Sync state in the warehouse (schema ``activation``): what each CRM instance confirmed, current rejects,
+and run history. Written only from the engine's main thread — a DuckDB connection is not for sharing.
+
+Every row belongs to one CRM *instance* (a HubSpot portal id, a Salesforce org id), not just to "HubSpot":
+a sync pointed at another portal or org finds no state there and sends everything, instead of trusting
+what a different CRM (say, the local sandbox) confirmed.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,28 +18,36 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from activation.destination import OutgoingRecord, RecordResult
+from activation.destination import BY_ID, BY_KEY, Address, OutgoingRecord, RecordResult
+from activation.diff import CLEAR, Confirmed
+
+log = logging.getLogger(__name__)
 
 SCHEMA = "activation"
+STATE_VERSION = 2  # 1: state per destination/CRM object, before CRM instances and update mode
 
 DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {SCHEMA};
 CREATE TABLE IF NOT EXISTS {SCHEMA}.sync_state (
     destination VARCHAR NOT NULL,
+    instance VARCHAR NOT NULL,
     object VARCHAR NOT NULL,
     record_key VARCHAR NOT NULL,
     payload_hash VARCHAR NOT NULL,
     cleared BOOLEAN NOT NULL,
+    crm_object VARCHAR NOT NULL,
     crm_id VARCHAR,
     confirmed_at TIMESTAMP NOT NULL,
     run_id VARCHAR NOT NULL,
-    PRIMARY KEY (destination, object, record_key)
+    PRIMARY KEY (destination, instance, object, record_key)
 );
 CREATE TABLE IF NOT EXISTS {SCHEMA}.rejects (
     destination VARCHAR NOT NULL,
+    instance VARCHAR NOT NULL,
     object VARCHAR NOT NULL,
     record_key VARCHAR NOT NULL,
     action VARCHAR NOT NULL,
+    crm_object VARCHAR,
     error_code VARCHAR,
     reason VARCHAR,
     payload VARCHAR,
@@ -41,47 +55,89 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.rejects (
     first_failed_at TIMESTAMP NOT NULL,
     last_failed_at TIMESTAMP NOT NULL,
     run_id VARCHAR NOT NULL,
-    PRIMARY KEY (destination, object, record_key)
+    PRIMARY KEY (destination, instance, object, record_key)
 );
 CREATE TABLE IF NOT EXISTS {SCHEMA}.sync_runs (
     run_id VARCHAR PRIMARY KEY,
     destination VARCHAR NOT NULL,
+    instance VARCHAR,
     object VARCHAR NOT NULL,
-    mapping_object VARCHAR NOT NULL,
+    crm_object VARCHAR NOT NULL,
     relation VARCHAR NOT NULL,
+    mode VARCHAR NOT NULL,
     dry_run BOOLEAN NOT NULL,
     status VARCHAR NOT NULL,
     started_at TIMESTAMP NOT NULL,
     finished_at TIMESTAMP NOT NULL,
     duration_s DOUBLE NOT NULL,
-    desired BIGINT, to_create BIGINT, to_update BIGINT, to_clear BIGINT, unchanged BIGINT,
-    sent BIGINT, created BIGINT, updated BIGINT, cleared BIGINT, failed BIGINT, deferred BIGINT,
-    api_calls BIGINT, rate_limited BIGINT, retries BIGINT,
+    desired BIGINT, unmatched BIGINT, to_send_new BIGINT, to_update BIGINT, to_clear BIGINT, unchanged BIGINT,
+    sent BIGINT, created BIGINT, updated BIGINT, cleared BIGINT, failed BIGINT, not_found BIGINT,
+    deferred BIGINT, api_calls BIGINT, rate_limited BIGINT, retries BIGINT,
     message VARCHAR
 );
+CREATE TABLE IF NOT EXISTS {SCHEMA}.state_version (version INTEGER NOT NULL);
 """
 
 RUN_COLUMNS = (
-    "run_id", "destination", "object", "mapping_object", "relation", "dry_run", "status", "started_at",
-    "finished_at", "duration_s", "desired", "to_create", "to_update", "to_clear", "unchanged", "sent", "created",
-    "updated", "cleared", "failed", "deferred", "api_calls", "rate_limited", "retries", "message",
+    "run_id", "destination", "instance", "object", "crm_object", "relation", "mode", "dry_run", "status",
+    "started_at", "finished_at", "duration_s", "desired", "unmatched", "to_send_new", "to_update", "to_clear",
+    "unchanged", "sent", "created", "updated", "cleared", "failed", "not_found", "deferred", "api_calls",
+    "rate_limited", "retries", "message",
 )  # fmt: skip
 
 
 def ensure_tables(conn: duckdb.DuckDBPyConnection) -> None:
+    """Create the tables; state of the first design (no CRM instance) is renamed ``*_v1`` and kept for
+    reference: it described records leadscore had created by upsert, which update mode never touches."""
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+    existing = {
+        row[0]
+        for row in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [SCHEMA]
+        ).fetchall()
+    }
+    if "sync_state" in existing and "state_version" not in existing:
+        for table in ("sync_state", "rejects", "sync_runs"):
+            if table in existing:
+                conn.execute(f"DROP TABLE IF EXISTS {SCHEMA}.{table}_v1")
+                conn.execute(f"ALTER TABLE {SCHEMA}.{table} RENAME TO {table}_v1")
+        log.warning("activation state of the previous design kept as activation.*_v1; every record is sent again")
     conn.execute(DDL)
+    if not conn.execute(f"SELECT count(*) FROM {SCHEMA}.state_version").fetchall()[0][0]:
+        conn.execute(f"INSERT INTO {SCHEMA}.state_version VALUES ({STATE_VERSION})")
 
 
-def confirmed_hashes(conn: duckdb.DuckDBPyConnection, destination: str, crm_object: str) -> dict[str, str]:
+def confirmed_state(conn: duckdb.DuckDBPyConnection, scope: StateScope) -> dict[str, Confirmed]:
+    """What this CRM instance confirmed for each record of a mapping object."""
     rows = conn.execute(
-        f"SELECT record_key, payload_hash FROM {SCHEMA}.sync_state WHERE destination = ? AND object = ?",
-        [destination, crm_object],
+        f"SELECT record_key, payload_hash, cleared, crm_object, crm_id FROM {SCHEMA}.sync_state "
+        "WHERE destination = ? AND instance = ? AND object = ?",
+        scope.params,
     ).fetchall()
-    return dict(rows)
+    return {key: Confirmed(digest, cleared, _confirmed_address(key, crm_object, crm_id)) for key, digest, cleared,
+            crm_object, crm_id in rows}  # fmt: skip
+
+
+def _confirmed_address(key: str, crm_object: str, crm_id: str | None) -> Address:
+    """A confirmed record is addressed by the id the CRM returned; upsert records without one by their key."""
+    return Address(crm_object, BY_ID, crm_id) if crm_id else Address(crm_object, BY_KEY, key)
 
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class StateScope:
+    """The rows one sync owns: one mapping object in one CRM instance of one destination."""
+
+    destination: str
+    instance: str
+    object: str
+
+    @property
+    def params(self) -> list[str]:
+        return [self.destination, self.instance, self.object]
 
 
 @dataclass
@@ -89,8 +145,7 @@ class StateWriter:
     """Buffers confirmations and rejects and writes them in bulk: one statement per flush, not per row."""
 
     conn: duckdb.DuckDBPyConnection
-    destination: str
-    crm_object: str
+    scope: StateScope
     run_id: str
 
     def __post_init__(self) -> None:
@@ -106,35 +161,41 @@ class StateWriter:
 
     def flush(self) -> None:
         stamp = now()
+        scope = self.scope
+        where = "destination = ? AND instance = ? AND object = ?"
         if self._confirmed:
             frame = pd.DataFrame(
                 {
-                    "destination": self.destination,
-                    "object": self.crm_object,
+                    "destination": scope.destination,
+                    "instance": scope.instance,
+                    "object": scope.object,
                     "record_key": [r.key for r, _ in self._confirmed],
                     "payload_hash": [r.payload_hash for r, _ in self._confirmed],
-                    "cleared": [r.action == "clear" for r, _ in self._confirmed],
-                    "crm_id": [res.crm_id for _, res in self._confirmed],
+                    "cleared": [r.action == CLEAR for r, _ in self._confirmed],
+                    "crm_object": [_crm_object(r) for r, _ in self._confirmed],
+                    "crm_id": [_crm_id(r, res) for r, res in self._confirmed],
                     "confirmed_at": stamp,
                     "run_id": self.run_id,
-                }
+                },
+                dtype="object",
             )
             self._write(frame, "sync_state", "INSERT OR REPLACE INTO {table} SELECT * FROM {frame}")
             self._write(
                 frame[["record_key"]],
                 "rejects",
-                "DELETE FROM {table} WHERE destination = ? AND object = ? "
-                "AND record_key IN (SELECT record_key FROM {frame})",
-                [self.destination, self.crm_object],
+                f"DELETE FROM {{table}} WHERE {where} AND record_key IN (SELECT record_key FROM {{frame}})",
+                scope.params,
             )
             self._confirmed.clear()
         if self._rejected:
             frame = pd.DataFrame(
                 {
-                    "destination": self.destination,
-                    "object": self.crm_object,
+                    "destination": scope.destination,
+                    "instance": scope.instance,
+                    "object": scope.object,
                     "record_key": [r.key for r, _ in self._rejected],
                     "action": [r.action for r, _ in self._rejected],
+                    "crm_object": [r.address.object if r.address else None for r, _ in self._rejected],
                     "error_code": [res.error_code for _, res in self._rejected],
                     "reason": [res.message[:2000] for _, res in self._rejected],
                     "payload": [json.dumps(dict(r.payload), default=str) for r, _ in self._rejected],
@@ -142,15 +203,17 @@ class StateWriter:
                     "first_failed_at": stamp,
                     "last_failed_at": stamp,
                     "run_id": self.run_id,
-                }
+                },
+                dtype="object",
             )
             # Keep the first failure time and count attempts across runs.
             self._write(
                 frame,
                 "rejects",
-                "INSERT INTO {table} SELECT * FROM {frame} ON CONFLICT (destination, object, record_key) DO UPDATE "
-                "SET action = excluded.action, error_code = excluded.error_code, reason = excluded.reason, "
-                "payload = excluded.payload, attempts = rejects.attempts + 1, "
+                "INSERT INTO {table} SELECT * FROM {frame} "
+                "ON CONFLICT (destination, instance, object, record_key) DO UPDATE "
+                "SET action = excluded.action, crm_object = excluded.crm_object, error_code = excluded.error_code, "
+                "reason = excluded.reason, payload = excluded.payload, attempts = rejects.attempts + 1, "
                 "last_failed_at = excluded.last_failed_at, run_id = excluded.run_id",
             )
             self._rejected.clear()
@@ -164,17 +227,26 @@ class StateWriter:
             self.conn.unregister(name)
 
 
-def forget_resolved_rejects(
-    conn: duckdb.DuckDBPyConnection, destination: str, crm_object: str, pending_keys: Sequence[str]
-) -> None:
+def _crm_object(record: OutgoingRecord) -> str:
+    return record.address.object if record.address else ""
+
+
+def _crm_id(record: OutgoingRecord, result: RecordResult) -> str | None:
+    """The record id the CRM confirmed, else the id the record was addressed by."""
+    if result.crm_id:
+        return result.crm_id
+    return record.address.value if record.address and record.address.match == BY_ID else None
+
+
+def forget_resolved_rejects(conn: duckdb.DuckDBPyConnection, scope: StateScope, pending_keys: Sequence[str]) -> None:
     """Drop rejects of records that no longer need sending (reverted, removed): they are moot, not open."""
     frame = pd.DataFrame({"record_key": list(pending_keys)}, dtype="object")
     conn.register("_activation_pending", frame)
     try:
         conn.execute(
-            f"DELETE FROM {SCHEMA}.rejects WHERE destination = ? AND object = ? "
+            f"DELETE FROM {SCHEMA}.rejects WHERE destination = ? AND instance = ? AND object = ? "
             "AND record_key NOT IN (SELECT record_key FROM _activation_pending)",
-            [destination, crm_object],
+            scope.params,
         )
     finally:
         conn.unregister("_activation_pending")

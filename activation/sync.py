@@ -1,18 +1,24 @@
 """The destination-agnostic sync engine.
 
-One run of one mapping object against one destination:
+One run of one mapping object against one CRM instance:
 
-1. read the desired rows from the warehouse (latest ``as_of`` only when the mapping says so);
-2. encode each row for the destination and diff the payload hashes against what the destination last
+1. ask the destination which instance it is (HubSpot portal id, Salesforce org id): state belongs to one;
+2. read the desired rows from the warehouse (latest ``as_of`` only when the mapping says so), joined with
+   the CRM record ids of the object's ``identity`` relation, and find each row's CRM record (its address);
+   a row without any way to find its record is *unmatched* (counted, never sent, never cleared);
+3. encode each row for the destination and diff payload + address against what this instance last
    *confirmed* (``activation.sync_state``) — unchanged records cost nothing;
-3. check the CRM's schema (create HubSpot properties / verify Salesforce fields);
-4. send the changes in batches of the API's maximum from a small thread pool; the client's rate limiter
-   keeps the pool under the limit, 409s split a batch in halves, a spent daily allocation stops the run
+4. check the CRM's schema (create HubSpot properties / verify Salesforce fields) and reject locally what
+   the CRM's property definitions already refuse;
+5. send the changes in batches of the API's maximum from a small thread pool; the client's rate limiter
+   keeps the pool under the limit, a batch refused as a whole for one record (409, or HubSpot's 400 for one
+   bad value) is split in halves until that record stands alone, a spent daily allocation stops the run
    cleanly and leaves the rest for the next run;
-5. mark a record synced only when the destination confirmed it; rejects go to ``activation.rejects`` and
-   are sent again next run, because they are still not in the confirmed state.
+6. mark a record synced only when the destination confirmed it; rejects (``not_found`` among them: update
+   mode never creates) go to ``activation.rejects`` and are sent again next run, because they are still not
+   in the confirmed state.
 
-A dry run does 1–2 and reports, sending nothing (not even schema checks).
+A dry run does 1–3 and reports, sending nothing (its only request is the read-only identity call of 1).
 """
 
 from __future__ import annotations
@@ -30,15 +36,27 @@ from typing import Any
 
 import duckdb
 
-from activation.destination import Destination, OutgoingRecord, RecordResult
-from activation.diff import CLEAR, CREATE, UPDATE, Plan, make_batches, plan_changes, samples, split_batch
+from activation.destination import Destination, OutgoingRecord, RecordResult, resolve_address
+from activation.diff import (
+    CLEAR,
+    NEW,
+    UPDATE,
+    Desired,
+    Plan,
+    make_batches,
+    plan_changes,
+    samples,
+    shared_addresses,
+    split_batch,
+)
 from activation.encoding import EncodingError
-from activation.errors import BatchConflict, ConfigurationError, DailyLimitReached, RequestFailed
-from activation.mapping import ObjectMapping, SyncMapping, load_mapping
+from activation.errors import BatchConflict, BatchInvalid, ConfigurationError, DailyLimitReached, RequestFailed
+from activation.mapping import DestinationTarget, ObjectMapping, SyncMapping, load_mapping
 from activation.redact import get_logger
 from activation.state import (
+    StateScope,
     StateWriter,
-    confirmed_hashes,
+    confirmed_state,
     ensure_tables,
     forget_resolved_rejects,
     now,
@@ -53,29 +71,36 @@ class SyncOptions:
     workers: int = 4  # concurrent requests; the rate limiter, not the pool, sets the pace
     flush_every: int = 1_000  # confirmed records buffered before writing them to the warehouse
     sample_size: int = 3  # sample payloads per action in reports
-    # An empty desired set usually means an upstream failure, not "clear every score in the CRM".
-    allow_clear_all: bool = False
+    # Clearing most of what the CRM holds usually means an upstream failure (an empty export, a broken
+    # model), not "empty every score": such a run stops and asks (allow_mass_clear proceeds).
+    allow_mass_clear: bool = False
+    max_clear_fraction: float = 0.5  # of the records currently holding leadscore's values
+    mass_clear_floor: int = 10  # fewer clears than this never count as mass
 
 
 @dataclass
 class SyncReport:
     run_id: str
     destination: str
-    object: str
+    instance: str
     mapping_object: str
+    crm_object: str  # e.g. contacts, or Contact|Lead when people route to two objects
     relation: str
+    mode: str
     dry_run: bool
     status: str = "complete"  # complete | partial (some rejects) | daily_limit | failed
     desired: int = 0
-    to_create: int = 0
+    unmatched: int = 0  # rows with no CRM record id (nor e-mail, where allowed): never sent
+    to_send_new: int = 0  # never confirmed by this CRM instance
     to_update: int = 0
     to_clear: int = 0
     unchanged: int = 0
     sent: int = 0
-    created: int = 0
+    created: int = 0  # upsert mode only: update mode never creates
     updated: int = 0
     cleared: int = 0
     failed: int = 0
+    not_found: int = 0  # of failed: the record does not exist in the CRM
     deferred: int = 0
     api_calls: int = 0
     rate_limited: int = 0
@@ -95,59 +120,118 @@ def _quote(identifier: str) -> str:
     return f'"{identifier}"'
 
 
-def read_desired(conn: duckdb.DuckDBPyConnection, obj: ObjectMapping) -> list[dict[str, Any]]:
-    """The rows to sync: the mapped columns, only the latest ``latest_by`` when set, one row per key."""
-    relation = ".".join(_quote(part) for part in obj.relation.split("."))
+def _quoted(relation: str) -> str:
+    return ".".join(_quote(part) for part in relation.split("."))
+
+
+def _columns(conn: duckdb.DuckDBPyConnection, relation: str, role: str, obj: ObjectMapping) -> list[str]:
     try:
-        probe = conn.execute(f"SELECT * FROM {relation} LIMIT 0")
-        available = [d[0] for d in probe.description]
+        probe = conn.execute(f"SELECT * FROM {_quoted(relation)} LIMIT 0")
+        columns = [d[0] for d in probe.description]
         probe.fetchall()  # DuckDB wants every result consumed before the next statement
     except duckdb.CatalogException as exc:
-        raise ConfigurationError(f"relation {obj.relation!r} of mapping object {obj.name!r} does not exist") from exc
-    needed = [obj.key_column, *(f.column for f in obj.fields)] + ([obj.latest_by] if obj.latest_by else [])
+        raise ConfigurationError(f"{role} {relation!r} of mapping object {obj.name!r} does not exist") from exc
+    return columns
+
+
+def _require(available: Sequence[str], needed: Sequence[str], role: str, name: str, obj: ObjectMapping) -> None:
     missing = [c for c in needed if c not in available]
     if missing:
         raise ConfigurationError(
-            f"relation {obj.relation!r} lacks column(s) {missing} named in the mapping object {obj.name!r}; "
-            f"it has {available}"
+            f"{role} {name!r} lacks column(s) {missing} named in the mapping object {obj.name!r}; it has {available}"
         )
-    columns = [obj.key_column, *(f.column for f in obj.fields)]
-    sql = f"SELECT {', '.join(_quote(c) for c in columns)} FROM {relation} WHERE {_quote(obj.key_column)} IS NOT NULL"
+
+
+def read_desired(
+    conn: duckdb.DuckDBPyConnection, obj: ObjectMapping, identity_columns: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """The rows to sync: the key, the mapped columns and the CRM identity columns (from the ``identity``
+    relation when the mapping names one), only the latest ``latest_by`` when set, one row per key."""
+    relation = _quoted(obj.relation)
+    available = _columns(conn, obj.relation, "relation", obj)
+    needed = [obj.key_column, *(f.column for f in obj.fields)] + ([obj.latest_by] if obj.latest_by else [])
+    _require(available, needed, "relation", obj.relation, obj)
+    key = _quote(obj.key_column)
+    selected = [f"r.{_quote(c)}" for c in [obj.key_column, *(f.column for f in obj.fields)]]
+    source = f"{relation} AS r"
+    if identity_columns and obj.identity:
+        columns = _columns(conn, obj.identity, "identity relation", obj)
+        _require(columns, [obj.key_column, *identity_columns], "identity relation", obj.identity, obj)
+        source += f" LEFT JOIN {_quoted(obj.identity)} AS i ON i.{key} = r.{key}"
+        selected += [f"i.{_quote(c)}" for c in identity_columns]
+    elif identity_columns:
+        _require(available, identity_columns, "relation", obj.relation, obj)
+        selected += [f"r.{_quote(c)}" for c in identity_columns]
+    sql = f"SELECT {', '.join(selected)} FROM {source} WHERE r.{key} IS NOT NULL"
     if obj.latest_by:
         latest = _quote(obj.latest_by)
-        sql += f" AND {latest} = (SELECT max({latest}) FROM {relation})"
-    rows = [dict(zip(columns, values, strict=True)) for values in conn.execute(sql).fetchall()]
+        sql += f" AND r.{latest} = (SELECT max({latest}) FROM {relation})"
+    names = [obj.key_column, *(f.column for f in obj.fields), *identity_columns]
+    rows = [dict(zip(names, values, strict=True)) for values in conn.execute(sql).fetchall()]
     keys = Counter(str(row[obj.key_column]) for row in rows)
     duplicates = [key for key, count in keys.items() if count > 1]
     if duplicates:
+        where = f"relation {obj.relation!r}" + (f" joined with {obj.identity!r}" if obj.identity else "")
         raise ConfigurationError(
-            f"relation {obj.relation!r} has {len(duplicates)} duplicate {obj.key_column} value(s) in the rows to "
+            f"{where} has {len(duplicates)} duplicate {obj.key_column} value(s) in the rows to "
             f"sync, e.g. {sorted(duplicates)[:5]}; each record must appear once"
         )
     return rows
 
 
-def build_plan(
-    conn: duckdb.DuckDBPyConnection, destination: Destination, obj: ObjectMapping, crm_object: str
-) -> tuple[Plan, int, list[tuple[OutgoingRecord, RecordResult]]]:
-    """The plan, the number of desired rows, and rows whose values do not fit their mapped types.
+@dataclass
+class Planned:
+    """A plan, plus what it leaves out: rows without a CRM address and rows rejected before sending."""
 
-    An unencodable row is rejected on its own (and neither sent nor cleared) instead of failing the run.
+    plan: Plan
+    desired: int
+    unmatched: int
+    invalid: list[tuple[OutgoingRecord, RecordResult]]
+    active: int  # records this CRM instance holds leadscore's values on (confirmed and not cleared)
+
+
+def build_plan(
+    conn: duckdb.DuckDBPyConnection,
+    destination: Destination,
+    obj: ObjectMapping,
+    target: DestinationTarget,
+    scope: StateScope,
+) -> Planned:
+    """Find each row's CRM record, encode it, and diff against what this CRM instance confirmed.
+
+    A row whose values do not fit their mapped types, or whose CRM record another row also claims, is
+    rejected on its own (neither sent nor cleared) instead of failing the run.
     """
-    desired: dict[str, dict[str, Any]] = {}
+    desired: dict[str, Desired] = {}
     invalid: list[tuple[OutgoingRecord, RecordResult]] = []
-    for row in read_desired(conn, obj):
+    unmatched: set[str] = set()
+    rows = read_desired(conn, obj, target.identity_columns)
+    for row in rows:
         key = str(row[obj.key_column])
+        address = resolve_address(target, key, row)
+        if address is None:
+            unmatched.add(key)
+            continue
         try:
-            desired[key] = destination.encode(obj, row)
+            desired[key] = Desired(destination.encode(obj, row), address)
         except EncodingError as exc:
-            invalid.append((OutgoingRecord(key, {}, "", UPDATE), RecordResult.failed(key, "ENCODING_ERROR", str(exc))))
-    confirmed = confirmed_hashes(conn, destination.name, crm_object)
-    plan = plan_changes(desired, confirmed, destination.empty_payload(obj), clear_missing=obj.clear_when_missing)
-    if invalid:
-        skipped = {record.key for record, _ in invalid}
-        plan = Plan(tuple(c for c in plan.changes if c.key not in skipped), plan.unchanged)
-    return plan, len(desired) + len(invalid), invalid
+            record = OutgoingRecord(key, {}, "", UPDATE, address)
+            invalid.append((record, RecordResult.failed(key, "ENCODING_ERROR", str(exc))))
+    for key, others in sorted(shared_addresses(desired).items()):
+        wanted = desired.pop(key)
+        reason = f"{wanted.address.token()} is also the CRM record of {', '.join(others[:3])}; fix the export"
+        invalid.append((OutgoingRecord(key, wanted.payload, "", NEW, wanted.address),
+                        RecordResult.failed(key, "duplicate_target", reason)))  # fmt: skip
+    confirmed = confirmed_state(conn, scope)
+    plan = plan_changes(
+        desired,
+        confirmed,
+        destination.empty_payload(obj),
+        clear_missing=obj.clear_when_missing,
+        keep=unmatched | {record.key for record, _ in invalid},
+    )
+    active = sum(1 for state in confirmed.values() if not state.cleared)
+    return Planned(plan, len(rows), len(unmatched), invalid, active)
 
 
 # --- sending --------------------------------------------------------------------------------------------
@@ -159,16 +243,18 @@ class BatchOutcome:
 
 
 def send_with_split(destination: Destination, obj: ObjectMapping, batch: list[OutgoingRecord]) -> BatchOutcome:
-    """Send one batch; on 409 split it and send the halves, until a conflicting record stands alone."""
+    """Send one batch; when the CRM refuses it as a whole because of one record (409 conflict, HubSpot's 400
+    for one invalid value), send the halves, until that record stands alone and becomes the only reject."""
     outcome = BatchOutcome()
     pending = [batch]
     while pending:
         current = pending.pop(0)
         try:
             results = destination.send_batch(obj, current)
-        except BatchConflict as exc:
+        except (BatchConflict, BatchInvalid) as exc:
             if len(current) == 1:
-                outcome.results.append((current[0], RecordResult.failed(current[0].key, "CONFLICT", str(exc))))
+                code = exc.code if isinstance(exc, BatchInvalid) else "CONFLICT"
+                outcome.results.append((current[0], RecordResult.failed(current[0].key, code, str(exc))))
             else:
                 pending[:0] = list(split_batch(current))
             continue
@@ -196,10 +282,16 @@ class _Run:
         report = self.report
         for record, result in outcome.results:
             report.sent += 1
+            if record.action == CLEAR and result.not_found:
+                # The record is gone from the CRM: there is nothing left to clear, and nothing to retry.
+                log.info("%s %s: %s is no longer in the CRM; nothing to clear", report.destination,
+                         report.crm_object, record.key)  # fmt: skip
+                result = RecordResult(record.key, True)
             self.writer.add(record, result)
             if not result.ok:
                 report.failed += 1
-                log.warning("%s %s rejected %s: %s", report.destination, report.object, record.key, result.message)
+                report.not_found += result.not_found
+                log.warning("%s %s rejected %s: %s", report.destination, report.crm_object, record.key, result.message)
             elif record.action == CLEAR:
                 report.cleared += 1
             elif result.created:
@@ -214,8 +306,14 @@ class _Run:
             self.writer.flush()
 
 
+def _batch_group(record: OutgoingRecord) -> tuple[str, str]:
+    """Records that may share a request: one CRM object, one way of finding records."""
+    assert record.address is not None
+    return record.address.object, record.address.match
+
+
 def _send_batches(destination: Destination, obj: ObjectMapping, changes: Sequence[OutgoingRecord], run: _Run) -> None:
-    batches = make_batches(changes, destination.batch_size)
+    batches = make_batches(changes, destination.batch_size, _batch_group)
     # Set by the worker that meets a stop condition, so no other worker starts a batch after it — cancelling
     # queued futures from the main thread alone would race with workers picking up the next batch.
     stop = threading.Event()
@@ -252,6 +350,22 @@ def _send_batches(destination: Destination, obj: ObjectMapping, changes: Sequenc
             raise fatal
 
 
+def _refuse_mass_clear(planned: Planned, report: SyncReport, options: SyncOptions, obj: ObjectMapping) -> None:
+    """Stop before clearing most of what the CRM holds: that is usually an upstream failure."""
+    to_clear = report.to_clear
+    if options.allow_mass_clear or not to_clear:
+        return
+    everything = report.desired == 0
+    most = to_clear >= options.mass_clear_floor and to_clear > options.max_clear_fraction * planned.active
+    if everything or most:
+        what = "has no rows to sync" if everything else f"lost {to_clear} of the {planned.active} synced records"
+        raise ConfigurationError(
+            f"{obj.relation!r} {what}, which would clear leadscore's fields on {to_clear} records in "
+            f"{report.destination}; refusing (likely an upstream failure: an empty or partial export, a failed "
+            "model). Check the warehouse, then pass allow_mass_clear to proceed."
+        )
+
+
 def sync_object(
     conn: duckdb.DuckDBPyConnection,
     destination: Destination,
@@ -260,7 +374,7 @@ def sync_object(
     dry_run: bool = False,
     options: SyncOptions | None = None,
 ) -> SyncReport:
-    """Sync one mapping object to one destination; returns (and records in ``activation.sync_runs``) a report."""
+    """Sync one mapping object to one CRM instance; returns (and records in ``activation.sync_runs``) a report."""
     options = options or SyncOptions()
     target = obj.target(destination.name)
     if target is None:
@@ -270,30 +384,40 @@ def sync_object(
     report = SyncReport(
         run_id=uuid.uuid4().hex,
         destination=destination.name,
-        object=target.object,
+        instance="",
         mapping_object=obj.name,
+        crm_object=target.object,
         relation=obj.relation,
+        mode=target.mode,
         dry_run=dry_run,
     )
     stats_before = destination.stats.snapshot()
-    writer = StateWriter(conn, destination.name, target.object, report.run_id)
+    writer: StateWriter | None = None
     try:
-        plan, report.desired, invalid = build_plan(conn, destination, obj, target.object)
-        report.failed = len(invalid)
-        report.to_create, report.to_update, report.to_clear = (plan.count(a) for a in (CREATE, UPDATE, CLEAR))
+        try:
+            report.instance = destination.identify()
+        except DailyLimitReached as exc:  # spent before we even know which CRM it is: nothing can be planned
+            report.status, report.message = "daily_limit", str(exc)
+            log.warning("%s: %s — nothing synced; the next run starts over", destination.name, exc)
+            return report
+        scope = StateScope(destination.name, report.instance, obj.name)
+        writer = StateWriter(conn, scope, report.run_id)
+        planned = build_plan(conn, destination, obj, target, scope)
+        plan = planned.plan
+        report.desired, report.unmatched, report.failed = planned.desired, planned.unmatched, len(planned.invalid)
+        report.to_send_new, report.to_update, report.to_clear = (plan.count(a) for a in (NEW, UPDATE, CLEAR))
         report.unchanged = plan.unchanged
-        if report.desired == 0 and report.to_clear and not options.allow_clear_all:
-            raise ConfigurationError(
-                f"{obj.relation!r} has no rows to sync, which would clear {report.to_clear} records in "
-                f"{destination.name}; refusing (likely an upstream failure). Pass allow_clear_all to proceed."
-            )
+        if planned.unmatched:
+            log.info("%s %s: %d rows have no CRM record id%s; they are not sent", destination.name, target.object,
+                     planned.unmatched, " nor e-mail" if target.match_email else "")  # fmt: skip
+        _refuse_mass_clear(planned, report, options, obj)
         if dry_run:
             report.samples = samples(plan.changes, options.sample_size)
         else:
-            pending = [c.key for c in plan.changes] + [record.key for record, _ in invalid]
-            forget_resolved_rejects(conn, destination.name, report.object, pending)
-            for record, result in invalid:
-                log.warning("%s %s rejected %s: %s", destination.name, report.object, record.key, result.message)
+            pending = [c.key for c in plan.changes] + [record.key for record, _ in planned.invalid]
+            forget_resolved_rejects(conn, scope, pending)
+            for record, result in planned.invalid:
+                log.warning("%s %s rejected %s: %s", destination.name, target.object, record.key, result.message)
                 writer.add(record, result)
             if plan.changes:
                 _send(destination, obj, plan, report, writer, options)
@@ -303,7 +427,8 @@ def sync_object(
         report.status, report.message = "failed", str(exc)
         raise
     finally:
-        writer.flush()
+        if writer is not None:
+            writer.flush()
         _finish(conn, destination, report, stats_before, started, started_at)
     return report
 
@@ -322,21 +447,29 @@ def _send(
     except DailyLimitReached as exc:
         run.absorb(BatchOutcome(deferred=list(plan.changes), stopped=str(exc)))
         return
+    changes: list[OutgoingRecord] = []
+    refused: list[tuple[OutgoingRecord, RecordResult]] = []
+    for change in plan.changes:
+        reject = destination.check(obj, change)
+        if reject is None:
+            changes.append(change)
+        else:
+            refused.append((change, reject))
+    run.absorb(BatchOutcome(results=refused))
     threshold = destination.bulk_threshold
-    if threshold is not None and len(plan.changes) > threshold:
-        log.info(
-            "%s %s: %d changes > %d, using the bulk API", destination.name, report.object, len(plan.changes), threshold
-        )
+    if threshold is not None and len(changes) > threshold:
+        log.info("%s %s: %d changes > %d, using the bulk API", destination.name, report.crm_object, len(changes),
+                 threshold)  # fmt: skip
         try:
-            results = destination.send_bulk(obj, plan.changes)
-            run.absorb(BatchOutcome(results=list(zip(plan.changes, results, strict=True))))
+            results = destination.send_bulk(obj, changes)
+            run.absorb(BatchOutcome(results=list(zip(changes, results, strict=True))))
         except DailyLimitReached as exc:
-            run.absorb(BatchOutcome(deferred=list(plan.changes), stopped=str(exc)))
+            run.absorb(BatchOutcome(deferred=changes, stopped=str(exc)))
         except RequestFailed as exc:
-            failed = [(r, RecordResult.failed(r.key, "BULK_FAILED", str(exc))) for r in plan.changes]
+            failed = [(r, RecordResult.failed(r.key, "BULK_FAILED", str(exc))) for r in changes]
             run.absorb(BatchOutcome(results=failed))
-    else:
-        _send_batches(destination, obj, plan.changes, run)
+    elif changes:
+        _send_batches(destination, obj, changes, run)
 
 
 def _finish(
@@ -353,21 +486,24 @@ def _finish(
     report.retries = stats["retries"] - stats_before["retries"]
     report.duration_s = round(time.monotonic() - started, 3)
     values = report.as_dict()
-    values.update(started_at=started_at, finished_at=now())
+    values.update(object=report.mapping_object, started_at=started_at, finished_at=now())
     record_run(conn, values)
     log.info(
-        "%s %s%s: %s — sent %d (created %d, updated %d, cleared %d, failed %d), unchanged %d, deferred %d, "
-        "%d API calls in %.1fs",
+        "%s %s %s%s: %s — sent %d (updated %d, created %d, cleared %d, failed %d of which not found %d), "
+        "unchanged %d, unmatched %d, deferred %d, %d API calls in %.1fs",
         report.destination,
-        report.object,
+        report.instance or "?",
+        report.crm_object,
         " (dry run)" if report.dry_run else "",
         report.status,
         report.sent,
-        report.created,
         report.updated,
+        report.created,
         report.cleared,
         report.failed,
+        report.not_found,
         report.unchanged,
+        report.unmatched,
         report.deferred,
         report.api_calls,
         report.duration_s,
@@ -375,8 +511,9 @@ def _finish(
 
 
 # --- public entry point -----------------------------------------------------------------------------------
-def make_destination(name: str, env: Mapping[str, str] | None = None, **settings: Any) -> Destination:
-    """A destination client configured from environment variables (see each client's ``from_env``)."""
+def make_destination(name: str, env: Mapping[str, str], **settings: Any) -> Destination:
+    """A destination client configured from a mapping of the documented variable names (see each client's
+    ``from_env``); the caller decides where those values come from (a Dagster resource, the CLI's shell)."""
     if name == "hubspot":
         from activation.hubspot import HubSpotDestination
 
@@ -400,12 +537,17 @@ def run_sync(
 ) -> list[SyncReport]:
     """Sync every mapping object that has this destination (or only ``objects``); one report each.
 
-    ``destination`` is ``"hubspot"`` / ``"salesforce"`` (credentials from ``env``, default ``os.environ``)
-    or a ready client. Configuration errors raise :class:`activation.errors.ConfigurationError` after the
-    run is recorded; a spent daily allocation does not raise (``status == "daily_limit"``).
+    ``destination`` is a ready client, or ``"hubspot"`` / ``"salesforce"`` with its settings in ``env``.
+    Configuration errors raise :class:`activation.errors.ConfigurationError` after the run is recorded; a spent
+    daily allocation does not raise (``status == "daily_limit"``).
     """
     if not isinstance(mapping, SyncMapping):
         mapping = load_mapping(mapping)
-    client = make_destination(destination, env) if isinstance(destination, str) else destination
+    if isinstance(destination, str):
+        if env is None:
+            raise ConfigurationError(f"pass the {destination} settings (env) or a ready client")
+        client = make_destination(destination, env)
+    else:
+        client = destination
     selected = [mapping.object(name) for name in objects] if objects else list(mapping.for_destination(client.name))
     return [sync_object(conn, client, obj, dry_run=dry_run, options=options) for obj in selected]

@@ -20,6 +20,7 @@ from activation.hubspot import HubSpotDestination, HubSpotSettings
 from activation.mapping import SyncMapping, load_mapping
 from activation.ratelimit import RetryPolicy
 from activation.salesforce import SalesforceCredentials, SalesforceDestination, SalesforceSettings
+from activation.salesforce_ids import make_salesforce_id
 from activation.sandbox import SandboxHandle, run_sandbox
 from activation.sandbox.config import DEFAULT_HUBSPOT_TOKEN
 from activation.sync import SyncOptions, SyncReport, sync_object
@@ -67,7 +68,9 @@ def salesforce_for(sandbox: SandboxHandle, *, http: HttpSettings = FAST_HTTP, **
     config = sandbox.app.config
     credentials = SalesforceCredentials(config.salesforce_client_id, config.salesforce_client_secret)
     settings.setdefault("bulk_poll_interval", 0.001)
-    return SalesforceDestination(credentials, SalesforceSettings(login_url=sandbox.url, http=http, **settings))
+    return SalesforceDestination(
+        credentials, SalesforceSettings(login_url=sandbox.salesforce_login_url, http=http, **settings)
+    )
 
 
 @pytest.fixture
@@ -87,6 +90,28 @@ def warehouse(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     conn.close()
 
 
+# --- the company: the same people and companies in the warehouse (with their CRM ids) and in the CRM ------
+def hubspot_contact_id(i: int) -> str:
+    return str(51_000_000_000 + i)
+
+
+def salesforce_lead_id(i: int) -> str:
+    return make_salesforce_id("00Q", 1_000 + i)
+
+
+def salesforce_contact_id(i: int) -> str | None:
+    """Every fourth lead was converted: it lives on as a Contact (its Lead stays, read-only)."""
+    return make_salesforce_id("003", 1_000 + i) if i % 4 == 0 else None
+
+
+def hubspot_company_id(i: int) -> str:
+    return str(9_100_000_000 + i)
+
+
+def salesforce_account_id(i: int) -> str:
+    return make_salesforce_id("001", 500 + i)
+
+
 def write_leads(
     conn: duckdb.DuckDBPyConnection,
     count: int,
@@ -96,7 +121,8 @@ def write_leads(
     score_shift: float = 0.0,
     replace: bool = True,
 ) -> None:
-    """``lead_scores`` rows for leads start..start+count-1 on ``as_of``; deterministic values."""
+    """``lead_scores`` rows for leads start..start+count-1 on ``as_of``; deterministic values. A replace also
+    writes ``lead_crm_ids`` for those leads (HubSpot id, Salesforce Lead id, a Contact id for every 4th)."""
     verb = "CREATE OR REPLACE TABLE lead_scores AS" if replace else "INSERT INTO lead_scores"
     conn.execute(
         f"""
@@ -110,6 +136,21 @@ def write_leads(
         """,
         [score_shift, start, start + count],
     )
+    if replace:
+        write_lead_ids(conn, range(start, start + count))
+
+
+def write_lead_ids(conn: duckdb.DuckDBPyConnection, numbers: range) -> None:
+    rows = [
+        (f"L-{i:07d}", f"lead{i}@example.com", hubspot_contact_id(i), salesforce_lead_id(i), salesforce_contact_id(i))
+        for i in numbers
+    ]
+    conn.execute(
+        "CREATE OR REPLACE TABLE lead_crm_ids (lead_id VARCHAR, email VARCHAR, hubspot_contact_id VARCHAR, "
+        "salesforce_lead_id VARCHAR, salesforce_contact_id VARCHAR)"
+    )
+    if rows:
+        conn.executemany("INSERT INTO lead_crm_ids VALUES (?, ?, ?, ?, ?)", rows)
 
 
 def write_accounts(conn: duckdb.DuckDBPyConnection, count: int) -> None:
@@ -126,6 +167,44 @@ def write_accounts(conn: duckdb.DuckDBPyConnection, count: int) -> None:
         """,
         [count],
     )
+    conn.execute(
+        "CREATE OR REPLACE TABLE account_crm_ids (account_id VARCHAR, hubspot_company_id VARCHAR, "
+        "salesforce_account_id VARCHAR)"
+    )
+    rows = [(f"A-{i:05d}", hubspot_company_id(i), salesforce_account_id(i)) for i in range(count)]
+    if rows:
+        conn.executemany("INSERT INTO account_crm_ids VALUES (?, ?, ?)", rows)
+
+
+def seed_crm(sandbox: SandboxHandle, leads: int = 0, accounts: int = 0, *, start: int = 0) -> None:
+    """Put the company's records into the CRM sandbox, with the ids the warehouse exports (see write_*)."""
+    numbers = range(start, start + leads)
+    app = sandbox.app
+    app.seed_hubspot(
+        "contacts",
+        [{"id": hubspot_contact_id(i), "properties": {"email": f"lead{i}@example.com", "lastname": f"L{i}"}}
+         for i in numbers],
+    )  # fmt: skip
+    app.seed_salesforce(
+        "Lead",
+        [{"Id": salesforce_lead_id(i), "LastName": f"L{i}", "Company": "Acme", "Email": f"lead{i}@example.com",
+          "IsConverted": salesforce_contact_id(i) is not None, "ConvertedContactId": salesforce_contact_id(i)}
+         for i in numbers],
+    )  # fmt: skip
+    app.seed_salesforce(
+        "Contact",
+        [{"Id": salesforce_contact_id(i), "LastName": f"L{i}", "Email": f"lead{i}@example.com"}
+         for i in numbers if salesforce_contact_id(i)],
+    )  # fmt: skip
+    app.seed_hubspot(
+        "companies", [{"id": hubspot_company_id(i), "properties": {"name": f"Account {i}"}} for i in range(accounts)]
+    )
+    app.seed_salesforce("Account", [{"Id": salesforce_account_id(i), "Name": f"Account {i}"} for i in range(accounts)])
+
+
+@pytest.fixture
+def company() -> Callable[..., None]:
+    return seed_crm
 
 
 @pytest.fixture
@@ -160,7 +239,7 @@ def sync_until_done(
             assert exc.retryable, exc
             continue
         reports.append(report)
-        if report.to_create + report.to_update + report.to_clear == 0:
+        if report.to_send_new + report.to_update + report.to_clear == 0:
             return reports
         if between is not None:
             between(run)
@@ -173,10 +252,18 @@ def converge() -> Callable[..., list[SyncReport]]:
 
 
 def expected_payloads(conn: duckdb.DuckDBPyConnection, destination: Any, obj: Any) -> dict[str, dict[str, Any]]:
-    """What the CRM must hold per key: the destination's encoding of the latest warehouse rows."""
+    """What the CRM must hold per record id: the destination's encoding of the latest warehouse rows, at the
+    record each row is addressed to."""
+    from activation.destination import resolve_address
     from activation.sync import read_desired
 
-    return {str(row[obj.key_column]): destination.encode(obj, row) for row in read_desired(conn, obj)}
+    target = obj.target(destination.name)
+    expected = {}
+    for row in read_desired(conn, obj, target.identity_columns):
+        address = resolve_address(target, str(row[obj.key_column]), row)
+        if address is not None:
+            expected[address.value] = destination.encode(obj, row)
+    return expected
 
 
 @pytest.fixture
@@ -184,19 +271,14 @@ def expected() -> Callable[..., dict[str, dict[str, Any]]]:
     return expected_payloads
 
 
-def hubspot_state(sandbox: SandboxHandle, object_type: str, id_property: str) -> dict[str, dict[str, str]]:
-    """CRM records keyed by leadscore's id; asserts no key is stored twice (nothing duplicated)."""
-    objects = [o["properties"] for o in sandbox.admin.hubspot_objects(object_type)]
-    keys = [p.get(id_property) for p in objects]
-    assert len(keys) == len(set(keys)), "duplicate records in HubSpot"
-    return {p[id_property]: p for p in objects}
+def hubspot_state(sandbox: SandboxHandle, object_type: str) -> dict[str, dict[str, str]]:
+    """CRM records keyed by their HubSpot id."""
+    return {o["id"]: o["properties"] for o in sandbox.admin.hubspot_objects(object_type)}
 
 
-def salesforce_state(sandbox: SandboxHandle, sobject: str, id_field: str) -> dict[str, dict[str, Any]]:
-    records = sandbox.admin.salesforce_records(sobject)
-    keys = [r.get(id_field) for r in records]
-    assert len(keys) == len(set(keys)), "duplicate records in Salesforce"
-    return {r[id_field]: r for r in records}
+def salesforce_state(sandbox: SandboxHandle, sobject: str) -> dict[str, dict[str, Any]]:
+    """CRM records keyed by their Salesforce Id."""
+    return {r["Id"]: r for r in sandbox.admin.salesforce_records(sobject)}
 
 
 @pytest.fixture
@@ -210,18 +292,19 @@ def crm_salesforce() -> Callable[..., dict[str, dict[str, Any]]]:
 
 
 def assert_hubspot_matches(crm: dict[str, dict[str, str]], expected: dict[str, dict[str, Any]]) -> None:
-    """Every expected key holds exactly its payload (empty strings = property absent)."""
-    for key, payload in expected.items():
-        assert key in crm, f"{key} missing in HubSpot"
+    """Every expected record holds exactly its payload (empty strings = property absent)."""
+    for record_id, payload in expected.items():
+        assert record_id in crm, f"{record_id} missing in HubSpot"
         for name, value in payload.items():
-            assert crm[key].get(name, "") == value, f"{key}.{name}: {crm[key].get(name)!r} != {value!r}"
+            got = crm[record_id].get(name, "")
+            assert got == value, f"{record_id}.{name}: {got!r} != {value!r}"
 
 
 def assert_salesforce_matches(crm: dict[str, dict[str, Any]], expected: dict[str, dict[str, Any]]) -> None:
-    for key, payload in expected.items():
-        assert key in crm, f"{key} missing in Salesforce"
+    for record_id, payload in expected.items():
+        assert record_id in crm, f"{record_id} missing in Salesforce"
         for name, value in payload.items():
-            assert crm[key].get(name) == value, f"{key}.{name}: {crm[key].get(name)!r} != {value!r}"
+            assert crm[record_id].get(name) == value, f"{record_id}.{name}: {crm[record_id].get(name)!r} != {value!r}"
 
 
 @pytest.fixture

@@ -16,4 +16,5 @@ def test_bench_small_run_reports_minimum_calls_no_429s_and_no_resend(capsys: pyt
     assert "[ok] batch calls = minimum (4 vs 4)" in out
     assert "[ok] zero 429s (0)" in out
     assert "[ok] no-change resync sends 0 (0)" in out
-    assert "[ok] CRM holds every record once (350 of 350)" in out
+    assert "[ok] no record created (350 contacts, 0 created)" in out
+    assert "[ok] every contact carries its score (350 of 350)" in out

@@ -10,10 +10,11 @@ import requests
 
 from activation.errors import AuthenticationError, ConfigurationError
 from activation.hubspot import HubSpotDestination
-from activation.mapping import SyncMapping
+from activation.mapping import SyncMapping, parse_mapping
 from activation.salesforce import SalesforceCredentials, SalesforceDestination
 from activation.salesforce_schema import SHIPPED_DIR
 from activation.sandbox import SandboxHandle
+from tests.activation.test_activation_sync import UPSERT_MAPPING
 
 TOKEN = "pat-sandbox-0000-leadscore"
 
@@ -39,11 +40,11 @@ def test_hubspot_prepare_creates_group_and_properties_once(
     leads = mapping.object("leads")
     client.prepare(leads)
     props = hubspot_properties(sandbox, "contacts")
-    assert props["leadscore_lead_id"]["hasUniqueValue"] is True
+    assert "leadscore_lead_id" not in props, "update mode needs no unique property of leadscore's own"
     assert props["leadscore_score"]["type"] == "number" and props["leadscore_score"]["groupName"] == "leadscore"
     assert props["leadscore_reasons"]["fieldType"] == "textarea"
     created = sandbox.admin.stats()["by_route"]["hubspot.properties.create"]
-    assert created == 1 + len(leads.fields)
+    assert created == len(leads.fields)
     hubspot_client(sandbox).prepare(leads)  # a second run finds everything and creates nothing
     assert sandbox.admin.stats()["by_route"]["hubspot.properties.create"] == created
 
@@ -57,10 +58,19 @@ def test_hubspot_refuses_a_mapped_property_of_the_wrong_type(
     assert "leadscore_fit_score" not in hubspot_properties(sandbox, "contacts")  # refused before creating anything
 
 
-def test_hubspot_refuses_a_non_unique_id_property(sandbox: SandboxHandle, hubspot_client, mapping: SyncMapping) -> None:
+def test_hubspot_upsert_mode_refuses_a_non_unique_id_property(sandbox: SandboxHandle, hubspot_client) -> None:
     create_string_property(sandbox, "leadscore_lead_id")  # an admin got there first
+    leads = parse_mapping(UPSERT_MAPPING).object("leads")
     with pytest.raises(ConfigurationError, match="does not have unique values"):
-        hubspot_client(sandbox).prepare(mapping.object("leads"))
+        hubspot_client(sandbox).prepare(leads)
+
+
+def test_hubspot_identifies_its_portal(start_sandbox: Callable[..., SandboxHandle], hubspot_client) -> None:
+    sandbox = start_sandbox(hubspot_portal_id=24_680_135)
+    client = hubspot_client(sandbox)
+    assert client.identify() == "24680135"
+    assert client.identify() == "24680135"
+    assert sandbox.admin.stats()["by_route"]["hubspot.account.details"] == 1, "asked once per client"
 
 
 def test_hubspot_bad_token_and_missing_scope(
@@ -100,37 +110,63 @@ def test_salesforce_prepare_names_every_missing_field(
     with pytest.raises(ConfigurationError) as error:
         client.prepare(leads)
     message = str(error.value)
-    for _, name in leads.fields_for("salesforce"):
-        assert f"missing field Lead.{name}" in message
-    assert "missing field Lead.Leadscore_Lead_Id__c: create it as Text(80), External ID, Unique" in message
+    for sobject in ("Contact", "Lead"):  # people are Leads until converted, then Contacts: both need the fields
+        for _, name in leads.fields_for("salesforce"):
+            assert f"missing field {sobject}.{name}" in message
+    assert "Leadscore_Lead_Id__c" not in message, "update mode matches by Id: no external id field needed"
     assert "Number(18, 1)" in message and str(SHIPPED_DIR) in message and "Leadscore_Integration" in message
     # Once an admin deploys the fields, the same check passes.
-    fields = [{"name": "Leadscore_Lead_Id__c", "type": "string", "externalId": True}]
-    fields += [
+    fields = [
         {"name": n, "type": {"number": "double", "string": "string", "text": "textarea"}[f.type]}
         for f, n in leads.fields_for("salesforce")
     ]
-    sandbox.admin.add_salesforce_fields("Lead", fields)
+    for sobject in ("Contact", "Lead"):
+        sandbox.admin.add_salesforce_fields(sobject, fields)
     client.prepare(leads)
 
 
-def test_salesforce_prepare_reports_wrong_types_and_missing_external_id(
+def test_salesforce_prepare_reports_wrong_types_and_fields_it_cannot_edit(
     sandbox: SandboxHandle, salesforce_client, mapping: SyncMapping
 ) -> None:
     sandbox.admin.add_salesforce_fields(
         "Lead",
-        [
-            {"name": "Leadscore_Lead_Id__c", "type": "string", "externalId": False},
-            {"name": "Leadscore_Score__c", "type": "string"},
-            {"name": "Leadscore_Tier__c", "type": "string", "updateable": False},
-        ],
-    )
+        [{"name": "Leadscore_Score__c", "type": "string"}, {"name": "Leadscore_Tier__c", "type": "string",
+                                                            "updateable": False}],
+    )  # fmt: skip
     with pytest.raises(ConfigurationError) as error:
         salesforce_client(sandbox).prepare(mapping.object("leads"))
     message = str(error.value)
-    assert "Lead.Leadscore_Lead_Id__c must be marked External ID" in message
     assert "Lead.Leadscore_Score__c has type 'string'" in message
     assert "Lead.Leadscore_Tier__c is not editable" in message
+    assert "Contact." not in message
+
+
+def test_salesforce_identifies_its_org_from_the_token(
+    start_sandbox: Callable[..., SandboxHandle], salesforce_client
+) -> None:
+    org = "00D5g000004SbXzEAK"
+    assert salesforce_client(start_sandbox(salesforce_org_id=org)).identify() == org
+
+
+def test_salesforce_client_credentials_need_the_my_domain_url(sandbox: SandboxHandle) -> None:
+    """Salesforce refuses the client-credentials flow on login.salesforce.com: say so before asking."""
+    with pytest.raises(ConfigurationError, match=r"SALESFORCE_LOGIN_URL.*My Domain"):
+        SalesforceDestination.from_env({"SALESFORCE_CLIENT_ID": "key", "SALESFORCE_CLIENT_SECRET": "secret-123"})
+    with pytest.raises(ConfigurationError, match="My Domain"):
+        SalesforceDestination.from_env(
+            {"SALESFORCE_CLIENT_ID": "k", "SALESFORCE_CLIENT_SECRET": "s-123456", "SALESFORCE_LOGIN_URL":
+             "https://test.salesforce.com"}
+        )  # fmt: skip
+    # The sandbox plays both hosts: its generic login URL refuses the flow like the real one does.
+    config = sandbox.app.config
+    generic = SalesforceDestination.from_env(
+        {"SALESFORCE_CLIENT_ID": config.salesforce_client_id, "SALESFORCE_CLIENT_SECRET":
+         config.salesforce_client_secret, "SALESFORCE_LOGIN_URL": sandbox.salesforce_generic_login_url}
+    )  # fmt: skip
+    with pytest.raises(AuthenticationError, match="not supported on this domain"):
+        generic.identify()
+    my_domain = SalesforceDestination.from_env({**sandbox.env()})
+    assert my_domain.identify() == sandbox.app.config.salesforce_org_id
 
 
 def test_salesforce_bad_secret_is_an_authentication_error_without_the_secret(
@@ -141,7 +177,7 @@ def test_salesforce_bad_secret_is_an_authentication_error_without_the_secret(
         {
             "SALESFORCE_CLIENT_ID": "sandbox-consumer-key",
             "SALESFORCE_CLIENT_SECRET": "definitely-wrong-secret",
-            "SALESFORCE_LOGIN_URL": sandbox.url,
+            "SALESFORCE_LOGIN_URL": sandbox.salesforce_login_url,
         }
     )
     with pytest.raises(AuthenticationError) as error:

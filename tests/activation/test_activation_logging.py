@@ -22,7 +22,7 @@ SF_SECRET = "sf-consumer-secret-ABCDEF123456"
 
 
 def test_no_token_in_logs_or_errors(
-    start_sandbox, warehouse, leads_table, mapping, caplog: pytest.LogCaptureFixture
+    start_sandbox, warehouse, leads_table, company, mapping, caplog: pytest.LogCaptureFixture
 ) -> None:
     sandbox = start_sandbox(
         hubspot_tokens={HUBSPOT_TOKEN: ALL_HUBSPOT_SCOPES},
@@ -30,6 +30,7 @@ def test_no_token_in_logs_or_errors(
         faults={"seed": 1, "p_5xx": 0.3, "p_record_error": 0.1},
     )
     leads_table(warehouse, 300)
+    company(sandbox, leads=300)
     leads = mapping.object("leads")
     errors: list[str] = []
     with caplog.at_level(logging.DEBUG):
@@ -38,7 +39,7 @@ def test_no_token_in_logs_or_errors(
         )
         salesforce = SalesforceDestination(
             SalesforceCredentials("sandbox-consumer-key", client_secret=SF_SECRET),
-            SalesforceSettings(login_url=sandbox.url, http=FAST_HTTP, bulk_poll_interval=0.001),
+            SalesforceSettings(login_url=sandbox.salesforce_login_url, http=FAST_HTTP, bulk_poll_interval=0.001),
         )
         for destination in (hubspot, salesforce):
             for _ in range(3):
@@ -53,7 +54,7 @@ def test_no_token_in_logs_or_errors(
             HubSpotDestination(HUBSPOT_TOKEN + "-revoked", HubSpotSettings(base_url=sandbox.url, http=FAST_HTTP)),
             SalesforceDestination(
                 SalesforceCredentials("sandbox-consumer-key", client_secret=SF_SECRET + "-old"),
-                SalesforceSettings(login_url=sandbox.url, http=FAST_HTTP),
+                SalesforceSettings(login_url=sandbox.salesforce_login_url, http=FAST_HTTP),
             ),
         ):
             with pytest.raises(ActivationError) as failure:

@@ -8,8 +8,17 @@ import math
 
 import pytest
 
-from activation.destination import OutgoingRecord
-from activation.diff import make_batches, plan_changes, samples, split_batch
+from activation.destination import BY_EMAIL, BY_ID, BY_KEY, Address, OutgoingRecord, resolve_address
+from activation.diff import (
+    Confirmed,
+    Desired,
+    desired_hash,
+    make_batches,
+    plan_changes,
+    samples,
+    shared_addresses,
+    split_batch,
+)
 from activation.encoding import (
     EncodingError,
     hubspot_value,
@@ -18,14 +27,29 @@ from activation.encoding import (
     salesforce_csv_value,
     salesforce_value,
 )
-from activation.hubspot import batch_results
+from activation.hubspot import (
+    batch_results,
+    contacts_by_email,
+    property_value_problem,
+    update_results,
+    value_error_code,
+)
+from activation.mapping import parse_mapping
 from activation.ratelimit import RateLimiter, RetryPolicy, backoff_delay, backoff_schedule, parse_retry_after
-from activation.salesforce import bulk_csv_chunks, bulk_results, collection_results, parse_limit_info
+from activation.salesforce import (
+    bulk_csv_chunks,
+    bulk_results,
+    check_login_url,
+    collection_results,
+    is_daily_limit,
+    org_id_from_identity_url,
+    parse_limit_info,
+)
 
 
-def rec(key: str, payload: dict | None = None, action: str = "create") -> OutgoingRecord:
+def rec(key: str, payload: dict | None = None, action: str = "new", address: Address | None = None) -> OutgoingRecord:
     payload = payload if payload is not None else {"f": key}
-    return OutgoingRecord(key, payload, payload_hash(payload), action)
+    return OutgoingRecord(key, payload, payload_hash(payload), action, address or Address("contacts", BY_ID, key))
 
 
 # --- encoding -----------------------------------------------------------------------------------------
@@ -72,38 +96,97 @@ def test_payload_hash_ignores_key_order_but_not_values() -> None:
     assert payload_hash({"a": "1"}) != payload_hash({"a": "1.0"})
 
 
-# --- diff -------------------------------------------------------------------------------------------------
-def test_plan_classifies_creates_updates_unchanged_and_clears() -> None:
-    desired = {"k1": {"s": "1"}, "k2": {"s": "2"}, "k3": {"s": "3"}}
+# --- addresses and the diff -----------------------------------------------------------------------------
+def at(value: str, obj: str = "contacts") -> Address:
+    return Address(obj, BY_ID, value)
+
+
+def want(payload: dict, address: Address) -> Desired:
+    return Desired(payload, address)
+
+
+def seen(payload: dict, address: Address, cleared: bool = False) -> Confirmed:
+    return Confirmed(desired_hash(Desired(payload, address)), cleared, address)
+
+
+def test_rows_find_their_crm_record_by_route_then_email() -> None:
+    document = {
+        "version": 1,
+        "objects": {
+            "leads": {
+                "relation": "r",
+                "key_column": "lead_id",
+                "destinations": {
+                    "hubspot": {"object": "contacts", "record_id": "hs_id", "match_email": "email"},
+                    "salesforce": {"routes": [{"object": "Contact", "record_id": "sf_contact"},
+                                              {"object": "Lead", "record_id": "sf_lead"}]},
+                },
+                "fields": [{"column": "score", "type": "number", "hubspot": "s", "salesforce": "S__c"}],
+            }
+        },
+    }  # fmt: skip
+    obj = parse_mapping(document).object("leads")
+    hubspot, salesforce = obj.target("hubspot"), obj.target("salesforce")
+    assert resolve_address(hubspot, "L1", {"hs_id": " 42 ", "email": "A@x.io"}) == Address("contacts", BY_ID, "42")
+    assert resolve_address(hubspot, "L1", {"hs_id": None, "email": " A@X.io"}) == Address(
+        "contacts", BY_EMAIL, "a@x.io"
+    )
+    assert resolve_address(hubspot, "L1", {"hs_id": "", "email": None}) is None
+    assert resolve_address(salesforce, "L1", {"sf_contact": "003A", "sf_lead": "00QA"}) == at("003A", "Contact")
+    assert resolve_address(salesforce, "L1", {"sf_contact": None, "sf_lead": "00QA"}) == at("00QA", "Lead")
+    assert salesforce.object == "Contact|Lead" and hubspot.identity_columns == ("hs_id", "email")
+    document["objects"]["leads"]["destinations"] = {"hubspot": {"mode": "upsert", "object": "contacts",
+                                                                "id_property": "lid"}}  # fmt: skip
+    document["objects"]["leads"]["fields"] = [{"column": "score", "type": "number", "hubspot": "s"}]
+    upsert = parse_mapping(document).object("leads").target("hubspot")
+    assert resolve_address(upsert, "L1", {}) == Address("contacts", BY_KEY, "L1")
+
+
+def test_plan_classifies_new_updates_unchanged_and_clears() -> None:
+    desired = {"k1": want({"s": "1"}, at("1")), "k2": want({"s": "2"}, at("2")), "k3": want({"s": "3"}, at("3"))}
     empty = {"s": ""}
-    confirmed = {"k2": payload_hash({"s": "old"}), "k3": payload_hash({"s": "3"}), "k4": payload_hash({"s": "4"})}
+    confirmed = {"k2": seen({"s": "old"}, at("2")), "k3": seen({"s": "3"}, at("3")), "k4": seen({"s": "4"}, at("4"))}
     plan = plan_changes(desired, confirmed, empty, clear_missing=True)
-    assert [(c.key, c.action) for c in plan.changes] == [("k1", "create"), ("k2", "update"), ("k4", "clear")]
+    assert [(c.key, c.action) for c in plan.changes] == [("k1", "new"), ("k2", "update"), ("k4", "clear")]
     assert plan.unchanged == 1
-    assert plan.changes[-1].payload == empty
+    assert plan.changes[-1].payload == empty and plan.changes[-1].address == at("4"), "cleared where confirmed"
+
+
+def test_a_record_that_moved_is_sent_again_even_with_the_same_values() -> None:
+    confirmed = {"k": seen({"s": "1"}, at("00Q1", "Lead"))}
+    plan = plan_changes({"k": want({"s": "1"}, at("0031", "Contact"))}, confirmed, {"s": ""}, clear_missing=True)
+    assert [(c.key, c.action, c.address) for c in plan.changes] == [("k", "update", at("0031", "Contact"))]
 
 
 def test_already_cleared_records_are_not_cleared_again_and_come_back_as_updates() -> None:
     empty = {"s": ""}
-    confirmed = {"gone": payload_hash(empty), "back": payload_hash(empty)}
-    plan = plan_changes({"back": {"s": "9"}}, confirmed, empty, clear_missing=True)
+    confirmed = {"gone": seen(empty, at("1"), cleared=True), "back": seen(empty, at("2"), cleared=True)}
+    plan = plan_changes({"back": want({"s": "9"}, at("2"))}, confirmed, empty, clear_missing=True)
     assert [(c.key, c.action) for c in plan.changes] == [("back", "update")]
 
 
-def test_clear_missing_false_leaves_departed_records_alone() -> None:
-    plan = plan_changes({}, {"gone": payload_hash({"s": "1"})}, {"s": ""}, clear_missing=False)
-    assert plan.changes == ()
+def test_clear_missing_false_and_kept_keys_leave_departed_records_alone() -> None:
+    confirmed = {"gone": seen({"s": "1"}, at("1"))}
+    assert plan_changes({}, confirmed, {"s": ""}, clear_missing=False).changes == ()
+    assert plan_changes({}, confirmed, {"s": ""}, clear_missing=True, keep={"gone"}).changes == ()
 
 
 def test_plan_is_sorted_by_key_for_deterministic_batches() -> None:
-    plan = plan_changes({k: {"s": k} for k in ["c", "a", "b"]}, {}, {"s": ""}, clear_missing=True)
+    desired = {k: want({"s": k}, at(k)) for k in ["c", "a", "b"]}
+    plan = plan_changes(desired, {}, {"s": ""}, clear_missing=True)
     assert [c.key for c in plan.changes] == ["a", "b", "c"]
 
 
+def test_rows_sharing_a_crm_record_are_found() -> None:
+    desired = {"a": want({}, at("1")), "b": want({}, at("1")), "c": want({}, at("2")), "d": want({}, at("1", "X"))}
+    assert shared_addresses(desired) == {"a": ["b"], "b": ["a"]}
+
+
 def test_samples_take_a_few_per_action() -> None:
-    changes = [rec(f"k{i}", action="create") for i in range(5)] + [rec("u", action="update")]
+    changes = [rec(f"k{i}", action="new") for i in range(5)] + [rec("u", action="update")]
     picked = samples(changes, 2)
-    assert [(p["action"], p["key"]) for p in picked] == [("create", "k0"), ("create", "k1"), ("update", "u")]
+    assert [(p["action"], p["key"]) for p in picked] == [("new", "k0"), ("new", "k1"), ("update", "u")]
+    assert picked[0]["target"] == "contacts:id:k0"
 
 
 # --- batching ---------------------------------------------------------------------------------------------
@@ -111,6 +194,13 @@ def test_batches_are_full_except_the_last() -> None:
     batches = make_batches([rec(str(i)) for i in range(250)], 100)
     assert [len(b) for b in batches] == [100, 100, 50]
     assert [r.key for b in batches for r in b] == [str(i) for i in range(250)]
+
+
+def test_batches_hold_one_object_each() -> None:
+    records = [rec(str(i), address=at(str(i), "Lead" if i % 3 else "Contact")) for i in range(10)]
+    batches = make_batches(records, 3, lambda r: r.address.object)
+    assert [[r.address.object for r in b] for b in batches] == [["Contact"] * 3, ["Contact"], ["Lead"] * 3,
+                                                                ["Lead"] * 3]  # fmt: skip
 
 
 def test_split_batch_halves_and_refuses_singletons() -> None:
@@ -175,6 +265,59 @@ def test_limiter_can_be_resized_from_server_headers() -> None:
 
 
 # --- result parsing -------------------------------------------------------------------------------------------
+def test_hubspot_update_ties_results_and_not_found_errors_back() -> None:
+    records = [rec("a"), rec("b"), rec("c"), rec("d")]
+    ids = ["11", "12", "13", "14"]
+    body = {
+        "status": "COMPLETE",
+        "results": [{"id": "11", "objectWriteTraceId": "a"}, {"id": "13"}],  # c: tied by its id
+        "errors": [
+            {
+                "category": "OBJECT_NOT_FOUND",
+                "message": "Could not get some CONTACT objects",
+                "context": {"ids": ["12"]},
+            }
+        ],
+    }
+    results = update_results(records, ids, body)
+    assert [(r.key, r.ok, r.crm_id, r.error_code) for r in results] == [
+        ("a", True, "11", ""),
+        ("b", False, None, "not_found"),
+        ("c", True, "13", ""),
+        ("d", False, None, "UNCONFIRMED"),
+    ]
+
+
+def test_hubspot_email_lookup_is_case_insensitive() -> None:
+    body = {"results": [{"id": "7", "properties": {"email": "Ada@Example.com"}}, {"id": "8", "properties": {}}]}
+    assert contacts_by_email(body) == {"ada@example.com": "7"}
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"category": "VALIDATION_ERROR", "message": 'Property values were not valid: [{"isValid":false,'
+          '"message":"Email address x is invalid","error":"INVALID_EMAIL","name":"email"}]'}, "INVALID_EMAIL"),
+        ({"category": "VALIDATION_ERROR", "message": "Property values were not valid",
+          "errors": [{"code": "INVALID_OPTION", "message": "x"}]}, "INVALID_OPTION"),
+        ({"category": "VALIDATION_ERROR", "message": "Property values were not valid",
+          "errors": [{"code": "PROPERTY_DOESNT_EXIST"}]}, None),
+        ({"category": "VALIDATION_ERROR", "message": "Unable to perform update/upsert by non-unique 0-1 property"},
+         None),
+        ({"category": "CONFLICT", "message": "x"}, None),
+    ],
+)  # fmt: skip
+def test_only_value_errors_make_a_400_worth_splitting(body: dict, code: str | None) -> None:
+    assert value_error_code(body) == code
+
+
+def test_dropdown_values_are_checked_against_the_options() -> None:
+    dropdown = {"type": "enumeration", "fieldType": "select", "options": [{"value": "A1"}, {"value": "B2"}]}
+    assert property_value_problem(dropdown, "A1") is None and property_value_problem(dropdown, "") is None
+    assert "'C3' is not one of" in (property_value_problem(dropdown, "C3") or "")
+    assert property_value_problem({"type": "string"}, "C3") is None and property_value_problem(None, "x") is None
+
+
 def test_hubspot_207_ties_errors_back_by_trace_id() -> None:
     records = [rec("a"), rec("b"), rec("c")]
     body = {
@@ -229,6 +372,20 @@ def test_bulk_results_join_on_external_id_whatever_the_order() -> None:
     ]
 
 
+def test_a_failed_bulk_job_keeps_what_it_wrote_and_names_why_the_rest_failed() -> None:
+    records = [rec("a"), rec("b"), rec("c")]
+    keys = {"00Q1": "a", "00Q2": "b", "00Q3": "c"}
+    outcome = {
+        "successfulResults": [{"sf__Id": "00Q1", "sf__Created": "false", "Id": "00Q1"}],
+        "failedResults": [{"sf__Id": "00Q2", "sf__Error": "ENTITY_IS_DELETED:entity is deleted", "Id": "00Q2"}],
+        "unprocessedrecords": [{"Id": "00Q3"}],
+    }
+    results = bulk_results(records, "Id", outcome, keys, failure="Bulk job 750x ended Failed: boom")
+    assert [(r.key, r.ok, r.error_code) for r in results] == [("a", True, ""), ("b", False, "not_found"),
+                                                              ("c", False, "UNPROCESSED")]  # fmt: skip
+    assert "ended Failed: boom" in results[2].message
+
+
 def test_bulk_csv_is_split_by_size_and_keeps_every_record() -> None:
     records = [rec(f"k{i:03d}", {"F__c": "x" * 50}) for i in range(30)]
     chunks = bulk_csv_chunks(records, ["X__c", "F__c"], max_bytes=600)
@@ -241,7 +398,33 @@ def test_bulk_csv_is_split_by_size_and_keeps_every_record() -> None:
 
 
 @pytest.mark.parametrize(
-    ("header", "usage"), [("api-usage=10018/100000", (10018, 100000)), ("per-app-api-usage=1/2", None), (None, None)]
+    ("header", "usage"),
+    [
+        ("api-usage=10018/100000", (10018, 100000)),
+        ("api-usage=25/5000; per-app-api-usage=17/250(appName=x)", (17, 250)),  # the app's share is tighter
+        ("api-usage=4990/5000; per-app-api-usage=17/250(appName=x)", (4990, 5000)),
+        ("api-usage=25/5000,per-app-api-usage=1/2(appName=leadscore)", (1, 2)),
+        ("per-app-api-usage=1/2", (1, 2)),
+        ("api-usage=abc", None),
+        ("", None),
+        (None, None),
+    ],
 )
 def test_limit_info_parsing(header: str | None, usage: tuple[int, int] | None) -> None:
     assert parse_limit_info(header) == usage
+
+
+def test_request_limit_exceeded_is_daily_only_when_it_says_so_or_the_usage_is_spent() -> None:
+    assert is_daily_limit("TotalRequests Limit exceeded.", None)
+    assert not is_daily_limit("ConcurrentPerOrgLongTxn Limit exceeded.", (10, 100))
+    assert is_daily_limit("ConcurrentPerOrgLongTxn Limit exceeded.", (100, 100))
+
+
+def test_org_id_and_login_host_rules() -> None:
+    url = "https://login.salesforce.com/id/00D5g000004SbXzEAK/0055g000001AbCdAAK"
+    assert org_id_from_identity_url(url) == "00D5g000004SbXzEAK"
+    assert org_id_from_identity_url("https://x/other") is None
+    check_login_url("https://login.salesforce.com", jwt=True)  # JWT bearer works on the generic host
+    check_login_url("https://acme.my.salesforce.com", jwt=False)
+    with pytest.raises(Exception, match="My Domain"):
+        check_login_url("https://LOGIN.salesforce.com/", jwt=False)
