@@ -12,6 +12,9 @@ endif
 export LEADSCORE_WAREHOUSE ?= $(CURDIR)/data/warehouse.duckdb
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/data/mlflow.db
+# The embedded default writes to the local CRM sandbox; LEADSCORE_CRM=live writes to the real CRMs.
+export LEADSCORE_CRM ?= sandbox
+export LEADSCORE_CRM_SANDBOX_STATE ?= $(CURDIR)/data/crm_sandbox.sqlite
 # Nothing may phone home at run time.
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DO_NOT_TRACK := 1

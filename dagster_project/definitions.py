@@ -11,7 +11,7 @@ from dagster_project.assets_activation import hubspot_sync, salesforce_sync
 from dagster_project.assets_dbt import PROJECT, dbt_daily_history, dbt_warehouse
 from dagster_project.assets_ml import lead_scores, lead_scoring_model
 from dagster_project.assets_sources import raw_sources
-from dagster_project.resources import SourcesResource, WarehouseResource, sources_from_env
+from dagster_project.resources import CrmResource, SourcesResource, WarehouseResource, crm_from_env, sources_from_env
 from dagster_project.schedules import nightly_job, nightly_schedule
 from ml.warehouse import WAREHOUSE_ENV, warehouse_path
 
@@ -20,8 +20,9 @@ from ml.warehouse import WAREHOUSE_ENV, warehouse_path
 os.environ.setdefault(WAREHOUSE_ENV, str(warehouse_path()))
 
 
-def build_definitions(sources: SourcesResource) -> Definitions:
-    """Everything, with one source of raw data (tests use a tiny synthetic one)."""
+def build_definitions(sources: SourcesResource, crm: CrmResource | None = None) -> Definitions:
+    """Everything, with one source of raw data (tests use a tiny synthetic one) and one CRM setting (by
+    default from the environment: the sandbox unless ``LEADSCORE_CRM=live``)."""
     return Definitions(
         assets=[
             raw_sources,
@@ -38,6 +39,7 @@ def build_definitions(sources: SourcesResource) -> Definitions:
             "dbt": DbtCliResource(project_dir=PROJECT),
             "warehouse": WarehouseResource(path=EnvVar(WAREHOUSE_ENV)),
             "sources": sources,
+            "crm": crm or crm_from_env(os.environ),
         },
     )
 

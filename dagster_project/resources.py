@@ -1,13 +1,19 @@
-"""Resources: the warehouse (one env var for dbt and Python) and where raw data comes from."""
+"""Resources: the warehouse (one env var for dbt and Python), where raw data comes from, and the CRMs."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import duckdb
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar
+from pydantic import Field
 
+from activation import ConfigurationError, make_destination
+from activation.destination import Destination
+from activation.mapping import DESTINATIONS
 from ml import warehouse
 from ml.sources.synthetic import SCALES
 
@@ -53,4 +59,120 @@ def sources_from_env(environ: Mapping[str, str]) -> SourcesResource:
         synthetic_scale=scale,
         synthetic_seed=int(environ.get(SEED_ENV, "7")),
         synthetic_end_date=environ.get(END_DATE_ENV, ""),
+    )
+
+
+CRM_ENV = "LEADSCORE_CRM"  # sandbox (the embedded default) | live
+CRM_DESTINATIONS_ENV = "LEADSCORE_CRM_DESTINATIONS"  # which CRMs to sync, comma-separated
+SANDBOX_STATE_ENV = "LEADSCORE_CRM_SANDBOX_STATE"
+DEFAULT_SANDBOX_STATE = Path("data") / "crm_sandbox.sqlite"
+# Non-secret settings of each CRM, read when the definitions load; secrets go through EnvVar.
+CRM_SETTINGS = {
+    "hubspot": ("HUBSPOT_BASE_URL", "HUBSPOT_TIER"),
+    "salesforce": (
+        "SALESFORCE_LOGIN_URL",
+        "SALESFORCE_CLIENT_ID",
+        "SALESFORCE_JWT_KEY_FILE",
+        "SALESFORCE_USERNAME",
+        "SALESFORCE_API_VERSION",
+        "SALESFORCE_BULK_THRESHOLD",
+    ),
+}
+CRM_SECRETS = {"hubspot": ("HUBSPOT_ACCESS_TOKEN",), "salesforce": ("SALESFORCE_CLIENT_SECRET",)}
+# Variables whose presence says someone meant a real CRM: in sandbox mode they are refused, not ignored.
+CRM_CREDENTIALS = (
+    "HUBSPOT_ACCESS_TOKEN",
+    "SALESFORCE_CLIENT_ID",
+    "SALESFORCE_CLIENT_SECRET",
+    "SALESFORCE_JWT_KEY_FILE",
+)
+
+
+class CrmResource(ConfigurableResource):
+    """Where the activation assets sync: the local CRM sandbox, or the real HubSpot portal and Salesforce org.
+
+    ``mode`` is chosen by configuration (``LEADSCORE_CRM``), never by a missing credential: a live deployment
+    without one fails before it syncs anything, naming the variable, and CRM credentials found in sandbox mode
+    are refused so that nobody believes they synced to a real CRM.
+    """
+
+    mode: str = "sandbox"
+    destinations: list[str] = Field(default_factory=lambda: list(DESTINATIONS))
+    sandbox_state: str = str(DEFAULT_SANDBOX_STATE)
+    # Names (never values) of CRM credentials set in the environment while in sandbox mode.
+    credentials_in_environment: list[str] = Field(default_factory=list)
+    # Live settings, by their documented variable names (activation/README.md); secrets arrive as EnvVar.
+    settings: dict[str, str] = Field(default_factory=dict)
+    hubspot_access_token: str | None = None
+    salesforce_client_secret: str | None = None
+
+    def live_values(self, destination: str) -> dict[str, str]:
+        """The values a live client is built from, under the variable names its messages use."""
+        values = {name: value for name, value in self.settings.items() if name in CRM_SETTINGS[destination]}
+        secrets = {"HUBSPOT_ACCESS_TOKEN": self.hubspot_access_token,
+                   "SALESFORCE_CLIENT_SECRET": self.salesforce_client_secret}  # fmt: skip
+        values.update({name: secrets[name] or "" for name in CRM_SECRETS[destination] if secrets[name]})
+        return values
+
+    @contextlib.contextmanager
+    def open(self, destination: str, conn: duckdb.DuckDBPyConnection, log: Any) -> Iterator[Destination]:
+        """A client for ``destination``: the real CRM, or the sandbox seeded from the warehouse's CRM copy."""
+        if self.mode == "live":
+            client = make_destination(destination, self.live_values(destination))
+            try:
+                yield client
+            finally:
+                client.close()  # type: ignore[attr-defined]
+            return
+        if self.credentials_in_environment:
+            names = ", ".join(self.credentials_in_environment)
+            raise ConfigurationError(
+                f"{names} set, but {CRM_ENV} is 'sandbox' (the default): set {CRM_ENV}=live to sync to the real "
+                f"CRM, or unset {names} to use the local sandbox"
+            )
+        # Imported here: only the embedded default needs the sandbox.
+        from activation.sandbox import run_sandbox, seed_from_warehouse
+
+        with run_sandbox(state_path=self.sandbox_state) as sandbox:
+            seeded = seed_from_warehouse(sandbox.app, conn)
+            if any(seeded.values()):
+                log.info(f"CRM sandbox: copied the company's CRM records it lacked: {seeded}")
+            before = sandbox.app.counts()[destination]
+            log.info(f"{CRM_ENV}=sandbox: syncing {destination} to the local CRM sandbox at {sandbox.url} "
+                     f"(state in {self.sandbox_state}); it holds {before}")  # fmt: skip
+            client = make_destination(destination, sandbox.env())
+            try:
+                yield client
+            finally:
+                client.close()  # type: ignore[attr-defined]
+            after = sandbox.app.counts()[destination]
+            log.info(f"CRM sandbox now holds {after} records" + (" (none created)" if after == before else ""))
+
+
+def crm_from_env(environ: Mapping[str, str]) -> CrmResource:
+    """The CRM configuration from environment variables; refuses an unknown mode or destination."""
+    mode = environ.get(CRM_ENV, "sandbox").strip().lower() or "sandbox"
+    if mode not in ("sandbox", "live"):
+        raise ValueError(f"{CRM_ENV} must be 'sandbox' or 'live', not {mode!r}")
+    wanted = environ.get(CRM_DESTINATIONS_ENV, ",".join(DESTINATIONS))
+    destinations = [d.strip().lower() for d in wanted.split(",") if d.strip()]
+    unknown = sorted(set(destinations) - set(DESTINATIONS))
+    if unknown:
+        raise ValueError(f"{CRM_DESTINATIONS_ENV} names unknown CRMs {unknown}; use {', '.join(DESTINATIONS)}")
+    state = Path(environ.get(SANDBOX_STATE_ENV) or DEFAULT_SANDBOX_STATE).expanduser().resolve()
+    if mode == "sandbox":
+        found = [name for name in CRM_CREDENTIALS if environ.get(name)]
+        return CrmResource(destinations=destinations, sandbox_state=str(state), credentials_in_environment=found)
+    settings = {name: environ[name] for d in destinations for name in CRM_SETTINGS[d] if environ.get(name)}
+    # Secrets resolve when a run starts; one that is not set then fails the sync, naming the variable.
+    hubspot_token = EnvVar("HUBSPOT_ACCESS_TOKEN") if "hubspot" in destinations else None
+    jwt = bool(environ.get("SALESFORCE_JWT_KEY_FILE"))
+    salesforce_secret = EnvVar("SALESFORCE_CLIENT_SECRET") if "salesforce" in destinations and not jwt else None
+    return CrmResource(
+        mode="live",
+        destinations=destinations,
+        sandbox_state=str(state),
+        settings=settings,
+        hubspot_access_token=hubspot_token,
+        salesforce_client_secret=salesforce_secret,
     )

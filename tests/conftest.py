@@ -45,6 +45,24 @@ def isolated_mlflow(tmp_path_factory):
         yield root
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_crm(tmp_path_factory):
+    """Tests sync to a CRM sandbox in a temp dir, never to data/ and never to a real CRM whose credentials
+    happen to be in the shell."""
+    root = tmp_path_factory.mktemp("crm")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LEADSCORE_CRM", "sandbox")
+        env.setenv("LEADSCORE_CRM_SANDBOX_STATE", str(root / "crm_sandbox.sqlite"))
+        for name in (
+            "HUBSPOT_ACCESS_TOKEN",
+            "SALESFORCE_CLIENT_ID",
+            "SALESFORCE_CLIENT_SECRET",
+            "SALESFORCE_JWT_KEY_FILE",
+        ):
+            env.delenv(name, raising=False)
+        yield root
+
+
 @pytest.fixture(scope="session")
 def tiny_raw_warehouse(tmp_path_factory) -> Path:
     """A warehouse file with only the tiny synthetic raw data (copied by tests that modify it)."""

@@ -46,7 +46,13 @@ def test_definitions_snapshot():
     for key in graph.get_all_asset_keys():
         groups.setdefault(graph.get(key).group_name, set()).add(key.to_user_string())
     assert groups["sources"] == {f"raw/{t.name}" for t in RAW_TABLES}
-    assert groups["marts"] == {"account_metrics", "account_metrics_daily", "lead_features"}
+    assert groups["marts"] == {
+        "account_metrics",
+        "account_metrics_daily",
+        "lead_features",
+        "lead_crm_ids",
+        "account_crm_ids",
+    }
     assert {"stg_contacts", "stg_marketing_events", "quarantine"} <= groups["staging"]
     assert {"int_leads", "int_lead_daily_activity", "int_data_window"} <= groups["intermediate"]
     assert groups["ml"] == {"lead_scoring_model", "lead_scores"}
