@@ -8,9 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from activation.sandbox.config import (
-    DEFAULT_HUBSPOT_PORTAL_ID,
     DEFAULT_MY_DOMAIN,
-    DEFAULT_SALESFORCE_ORG_ID,
     HUBSPOT_TIERS,
     FaultConfig,
     SandboxConfig,
@@ -36,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tier", choices=sorted(HUBSPOT_TIERS), default="professional", help="HubSpot tier")
     parser.add_argument("--window-seconds", type=float, default=10.0, help="HubSpot rolling window length")
     parser.add_argument("--hubspot-daily-limit", type=int, default=None, help="override the tier's daily limit")
-    parser.add_argument("--portal-id", type=int, default=DEFAULT_HUBSPOT_PORTAL_ID, help="HubSpot portal id")
-    parser.add_argument("--org-id", default=DEFAULT_SALESFORCE_ORG_ID, help="Salesforce org id (00D...)")
+    parser.add_argument("--portal-id", type=int, default=None, help="HubSpot portal id (default: the state's own)")
+    parser.add_argument("--org-id", default=None, help="Salesforce org id 00D... (default: the state's own)")
     parser.add_argument("--my-domain", default=DEFAULT_MY_DOMAIN, help="served under {url}/my/{my-domain}")
     parser.add_argument("--salesforce-daily-limit", type=int, default=100_000)
     parser.add_argument("--salesforce-per-app-limit", type=int, default=None, help="the connected app's allocation")

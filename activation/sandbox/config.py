@@ -30,11 +30,9 @@ ALL_HUBSPOT_SCOPES = (
 )
 
 DEFAULT_HUBSPOT_TOKEN = "pat-sandbox-0000-leadscore"
-DEFAULT_HUBSPOT_PORTAL_ID = 4470001
 DEFAULT_SALESFORCE_CLIENT_ID = "sandbox-consumer-key"
 DEFAULT_SALESFORCE_CLIENT_SECRET = "sandbox-consumer-secret"
 DEFAULT_SALESFORCE_USERNAME = "integration@leadscore.example"
-DEFAULT_SALESFORCE_ORG_ID = make_salesforce_id("00D", 1, "5g")
 DEFAULT_SALESFORCE_USER_ID = make_salesforce_id("005", 1, "5g")
 DEFAULT_MY_DOMAIN = "leadscore-sandbox"
 SALESFORCE_APP_NAME = "leadscore"  # the connected app named in Sforce-Limit-Info's per-app entry
@@ -115,7 +113,8 @@ class SandboxConfig:
     hubspot_max_per_window: int | None = None  # None: from the tier
     hubspot_daily_limit: int | None = None  # None: from the tier
     hubspot_max_unique_properties: int = 10
-    hubspot_portal_id: int = DEFAULT_HUBSPOT_PORTAL_ID
+    # None: the state file's own, drawn when it is created (each sandbox is its own portal and org).
+    hubspot_portal_id: int | None = None
 
     salesforce_client_id: str = DEFAULT_SALESFORCE_CLIENT_ID
     salesforce_client_secret: str = DEFAULT_SALESFORCE_CLIENT_SECRET
@@ -129,7 +128,7 @@ class SandboxConfig:
     # Deploy the leadscore custom fields of the default mapping at start (as an admin would have done).
     salesforce_deploy_leadscore_fields: bool = True
     salesforce_bulk_polls_before_complete: int = 1
-    salesforce_org_id: str = DEFAULT_SALESFORCE_ORG_ID
+    salesforce_org_id: str | None = None  # None: the state file's own, like the portal id
     salesforce_user_id: str = DEFAULT_SALESFORCE_USER_ID
     salesforce_my_domain: str = DEFAULT_MY_DOMAIN  # served under {url}/my/{salesforce_my_domain}
 
@@ -148,6 +147,8 @@ class SandboxConfig:
         """Fail at start on settings that would make the sandbox answer nonsense later."""
         self.hubspot_limits()
         for name, prefix in (("salesforce_org_id", "00D"), ("salesforce_user_id", "005")):
+            if getattr(self, name) is None:
+                continue  # taken from the state file at start
             canonical = normalize_salesforce_id(getattr(self, name))
             if canonical is None or key_prefix(canonical) != prefix:
                 raise ValueError(f"{name} must be a Salesforce id with key prefix {prefix}")
@@ -158,4 +159,5 @@ class SandboxConfig:
     @property
     def salesforce_pod(self) -> str:
         """The 2 characters after the key prefix of the org id: new record ids carry the org's pod."""
+        assert self.salesforce_org_id is not None, "the org id is settled when the sandbox starts"
         return self.salesforce_org_id[3:5]

@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
+import secrets
 import tempfile
 import threading
 import time
@@ -25,6 +26,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from activation.salesforce_ids import make_salesforce_id
 from activation.sandbox.admin import SALESFORCE_OBJECTS, AdminApi, SandboxAdmin
 from activation.sandbox.config import DEFAULT_HUBSPOT_TOKEN, FaultConfig, SandboxConfig
 from activation.sandbox.faults import FaultDice
@@ -81,6 +83,14 @@ class RollingWindow:
             self._daily.clear()
 
 
+def new_portal_id() -> str:
+    return str(10_000_000 + secrets.randbelow(90_000_000))
+
+
+def new_org_id() -> str:
+    return make_salesforce_id("00D", secrets.randbelow(62**7), "5g")
+
+
 def format_retry_after(seconds: float) -> str:
     """Whole seconds as HTTP says; below one second (shrunk test windows) a decimal, which clients accept."""
     if seconds >= 1:
@@ -107,6 +117,11 @@ class CrmSandbox:
         config.validate()  # fail at start on an unknown tier or a malformed org id
         self.config = config
         self.store = Store(state_path)
+        # Each state file is its own CRM instance: a new sandbox is a new portal and org, so sync state kept
+        # for another one is never mistaken for this one's.
+        wanted_portal = str(config.hubspot_portal_id) if config.hubspot_portal_id else None
+        config.hubspot_portal_id = int(self.store.identity("hubspot_portal_id", new_portal_id, wanted_portal))
+        config.salesforce_org_id = self.store.identity("salesforce_org_id", new_org_id, config.salesforce_org_id)
         self._dice = FaultDice(config.faults.seed)
         self.window = RollingWindow()
         self.hubspot = HubSpotApi(self.store, config, lambda: self._dice)

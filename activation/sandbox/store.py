@@ -16,7 +16,7 @@ import datetime as dt
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,15 @@ class Store:
                 self.conn.execute("ROLLBACK")
                 raise
             self.conn.execute("COMMIT")
+
+    def identity(self, key: str, make: Callable[[], str], wanted: str | None = None) -> str:
+        """A value this state file keeps for good (its portal id, its org id): ``wanted`` when given, else
+        the one drawn by ``make`` when the file was created. A new state file is a new CRM instance."""
+        with self.transaction() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            value = wanted or (row[0] if row else make())
+            conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        return value
 
     def close(self) -> None:
         with self.lock:

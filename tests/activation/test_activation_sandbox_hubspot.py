@@ -475,7 +475,7 @@ def test_account_info_names_the_portal_for_any_valid_token(
 def test_account_details_shape(sandbox: SandboxHandle) -> None:
     body = call(sandbox, "GET", "/account-info/v3/details").json()
     assert body == {
-        "portalId": 4470001,
+        "portalId": sandbox.portal_id,
         "accountType": "STANDARD",
         "timeZone": "Etc/UTC",
         "companyCurrency": "USD",
@@ -487,7 +487,7 @@ def test_account_details_shape(sandbox: SandboxHandle) -> None:
     }
     me = call(sandbox, "GET", "/integrations/v1/me").json()
     assert me == {
-        "portalId": 4470001,
+        "portalId": sandbox.portal_id,
         "timeZone": "Etc/UTC",
         "currency": "USD",
         "utcOffsetMilliseconds": 0,

@@ -10,13 +10,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
 from activation.salesforce_ids import make_salesforce_id, normalize_salesforce_id
-from activation.sandbox import SandboxHandle
+from activation.sandbox import SandboxHandle, run_sandbox
 from activation.sandbox.__main__ import build_parser, config_from_args
 
 V = "/services/data/v62.0"
@@ -85,6 +86,18 @@ def org(sandbox: SandboxHandle) -> Org:
 
 
 # --- OAuth ----------------------------------------------------------------------------------------------
+def test_each_state_file_is_its_own_portal_and_org(tmp_path: Path) -> None:
+    """A sandbox restarted on its state is the same CRM; a new state file is another one (a deleted state
+    must not pass for the CRM leadscore synced to before)."""
+    with run_sandbox(state_path=tmp_path / "a.sqlite") as first:
+        ids = (first.portal_id, first.org_id)
+    with run_sandbox(state_path=tmp_path / "a.sqlite") as again:
+        assert (again.portal_id, again.org_id) == ids
+    with run_sandbox(state_path=tmp_path / "b.sqlite") as other:
+        assert other.portal_id != ids[0] and other.org_id != ids[1]
+        assert normalize_salesforce_id(other.org_id) == other.org_id
+
+
 def test_client_credentials_token_shape(sandbox: SandboxHandle) -> None:
     response = client_credentials_grant(sandbox)
     body = response.json()
@@ -93,7 +106,7 @@ def test_client_credentials_token_shape(sandbox: SandboxHandle) -> None:
     assert sandbox.salesforce_login_url == f"{sandbox.url}/my/leadscore-sandbox"
     assert "refresh_token" not in body
     org_id, user_id = body["id"].rsplit("/", 2)[-2:]
-    assert org_id == sandbox.org_id == make_salesforce_id("00D", 1, "5g") and user_id.startswith("005")
+    assert org_id == sandbox.org_id and org_id.startswith("00D") and user_id.startswith("005")
     assert body["id"] == f"{sandbox.salesforce_login_url}/id/{org_id}/{user_id}"
     assert body["access_token"].startswith(org_id[:15] + "!")
 
