@@ -103,6 +103,10 @@ class Destination(Protocol):
     def check(self, obj: ObjectMapping, record: OutgoingRecord) -> RecordResult | None:
         """A reject for a value the CRM is known to refuse (after :meth:`prepare`), without sending it."""
 
+    def resolve(self, obj: ObjectMapping, records: Sequence[OutgoingRecord]) -> dict[str, str]:
+        """The CRM record id of each record addressed by e-mail (key -> id), for those the CRM holds.
+        Read-only: finding never creates."""
+
     def encode(self, obj: ObjectMapping, row: Mapping[str, Any]) -> dict[str, Any]:
         """The CRM payload for one warehouse row (without the id field)."""
 
@@ -153,3 +157,8 @@ class MappedDestination:
 
     def check(self, obj: ObjectMapping, record: OutgoingRecord) -> RecordResult | None:
         return None
+
+    def resolve(self, obj: ObjectMapping, records: Sequence[OutgoingRecord]) -> dict[str, str]:
+        if records:
+            raise ConfigurationError(f"{self.name} cannot find records by e-mail; map a record id column")
+        return {}

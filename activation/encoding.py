@@ -130,8 +130,12 @@ def hubspot_value(field_type: str, value: Any) -> str:
 
 
 def salesforce_value(field_type: str, value: Any) -> Any:
-    """Salesforce REST takes JSON types: numbers, booleans, ISO dates; ``null`` empties a field."""
-    if value is None:
+    """Salesforce REST takes JSON types: numbers, booleans, ISO dates; ``null`` empties a field.
+
+    Salesforce stores an empty text as null; sending null for it keeps the Bulk path honest too, where an
+    empty CSV cell would mean "leave unchanged" instead.
+    """
+    if value is None or value == "":
         return None
     if field_type == "date":
         return value.isoformat()

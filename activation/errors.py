@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from activation.redact import redact
+from activation.redact import redact, register_secret
 
 
 class ActivationError(Exception):
@@ -54,3 +54,14 @@ class BatchInvalid(RequestFailed):
     def __init__(self, message: str, code: str = "VALIDATION_ERROR") -> None:
         super().__init__(message, status=400, retryable=False)
         self.code = code
+
+
+def checked_secret(value: str | None, name: str) -> str:
+    """A credential as configured, without the line break a secret file ends with. Inner whitespace is refused:
+    it would reach an HTTP header, fail there, and come back inside an error message."""
+    register_secret(value)  # the raw form too, in case anything echoes it
+    secret = (value or "").strip()
+    register_secret(secret)
+    if any(char.isspace() for char in secret):
+        raise ConfigurationError(f"{name} contains whitespace; check how the secret is stored")
+    return secret

@@ -191,6 +191,9 @@ class ApiClient:
                     raise RequestFailed(f"{reason}, giving up after {failures} attempts", retryable=True) from None
                 self._back_off(failures, reason)
                 continue
+            except requests.RequestException as exc:  # a request that cannot be sent (e.g. an invalid header)
+                # Its text may quote the headers, credentials included: pass on a redacted message only.
+                raise RequestFailed(f"{method} {path}: {type(exc).__name__}: {redact(str(exc))}") from None
             self.stats.add("api_calls")
             self.observe(response)
             verdict = self.classify(response)

@@ -25,7 +25,7 @@ import requests
 
 from activation.destination import BY_EMAIL, BY_KEY, NOT_FOUND, MappedDestination, OutgoingRecord, RecordResult
 from activation.encoding import hubspot_value
-from activation.errors import BatchConflict, ConfigurationError, RequestFailed
+from activation.errors import AuthenticationError, BatchConflict, ConfigurationError, RequestFailed, checked_secret
 from activation.http import ApiClient, DailyBudget, HttpSettings, Outcome, Verdict, parse_wait, response_excerpt
 from activation.mapping import UPSERT, DestinationTarget, FieldMapping, ObjectMapping
 from activation.ratelimit import RateLimiter
@@ -119,7 +119,8 @@ class HubSpotDestination(MappedDestination, ApiClient):
         defaults = {"base_url": env.get("HUBSPOT_BASE_URL") or DEFAULT_BASE_URL}
         if env.get("HUBSPOT_TIER"):
             defaults["tier"] = env["HUBSPOT_TIER"].lower()
-        return cls(env.get("HUBSPOT_ACCESS_TOKEN", ""), HubSpotSettings(**{**defaults, **settings}))
+        token = checked_secret(env.get("HUBSPOT_ACCESS_TOKEN", ""), "HUBSPOT_ACCESS_TOKEN")
+        return cls(token, HubSpotSettings(**{**defaults, **settings}))
 
     # --- ApiClient hooks ---------------------------------------------------------------------------
     def auth_headers(self) -> dict[str, str]:
@@ -178,9 +179,12 @@ class HubSpotDestination(MappedDestination, ApiClient):
         if self._portal_id is None:
             try:
                 body = self.request("GET", f"{self.base_url}/account-info/v3/details").json()
-            except RequestFailed as exc:
-                if exc.status not in (403, 404):
+            except (AuthenticationError, RequestFailed) as exc:
+                # Some apps may not read account-info (403) or a portal may not serve it (404): the legacy
+                # endpoint answers the same question. A bad token (401) fails there too, with its message.
+                if isinstance(exc, RequestFailed) and exc.status not in (403, 404):
                     raise
+                log.info("HubSpot account-info refused (%s); asking /integrations/v1/me", exc)
                 body = self.request("GET", f"{self.base_url}/integrations/v1/me").json()
             portal = body.get("portalId") if isinstance(body, dict) else None
             if portal in (None, ""):
@@ -251,45 +255,38 @@ class HubSpotDestination(MappedDestination, ApiClient):
 
     # --- records -----------------------------------------------------------------------------------
     def send_batch(self, obj: ObjectMapping, records: Sequence[OutgoingRecord]) -> list[RecordResult]:
-        """Write one batch of records found the same way (by id, by e-mail, or by key in upsert mode)."""
+        """Write one batch of records found the same way: by record id, or by key in upsert mode. (Records
+        addressed by e-mail were found first, by :meth:`resolve`.)"""
         if len(records) > MAX_BATCH_INPUTS:
             raise ValueError(f"HubSpot batches hold at most {MAX_BATCH_INPUTS} inputs, got {len(records)}")
         if not records:
             return []
         address = records[0].address
-        assert address is not None
+        assert address is not None and address.match != BY_EMAIL, "e-mail addresses are resolved before sending"
         if address.match == BY_KEY:
             return self._upsert(self.target(obj), records)
-        if address.match == BY_EMAIL:
-            return self._update_by_email(address.object, records)
-        return self._update(address.object, records, [r.address.value for r in records if r.address])
-
-    def _update(self, object_type: str, records: Sequence[OutgoingRecord], ids: Sequence[str]) -> list[RecordResult]:
-        """``batch/update`` by record id: never creates; an unknown id is a per-record error (207)."""
+        ids = [r.address.value for r in records if r.address]
         inputs = [
             {"id": record_id, "properties": dict(r.payload), "objectWriteTraceId": r.key}
             for r, record_id in zip(records, ids, strict=True)
         ]
-        url = f"{self.base_url}/crm/v3/objects/{object_type}/batch/update"
+        url = f"{self.base_url}/crm/v3/objects/{address.object}/batch/update"
         body = self.request("POST", url, json={"inputs": inputs}, accept=_confirms_something).json()
         return update_results(records, ids, body)
 
-    def _update_by_email(self, object_type: str, records: Sequence[OutgoingRecord]) -> list[RecordResult]:
-        """Find the contacts by e-mail (``batch/read``, which never creates), then update those found."""
-        emails = [r.address.value for r in records if r.address]
-        url = f"{self.base_url}/crm/v3/objects/{object_type}/batch/read"
-        body = {"idProperty": "email", "inputs": [{"id": e} for e in emails], "properties": ["email"]}
-        found = contacts_by_email(self.request("POST", url, json=body).json())
-        results: dict[str, RecordResult] = {}
-        known = [(r, found[r.address.value]) for r in records if r.address and r.address.value in found]
-        for record in records:
-            if record.address and record.address.value not in found:
-                message = f"no HubSpot contact has the e-mail address {record.address.value}"
-                results[record.key] = RecordResult.failed(record.key, NOT_FOUND, message)
-        if known:
-            updated = self._update(object_type, [r for r, _ in known], [i for _, i in known])
-            results.update((result.key, result) for result in updated)
-        return [results[r.key] for r in records]
+    def resolve(self, obj: ObjectMapping, records: Sequence[OutgoingRecord]) -> dict[str, str]:
+        """Find contacts by e-mail with ``batch/read`` (``idProperty: email``), 100 at a time: unlike
+        ``batch/upsert`` by e-mail, it never creates the contacts it does not find."""
+        found: dict[str, str] = {}
+        for start in range(0, len(records), MAX_BATCH_INPUTS):
+            chunk = [r for r in records[start : start + MAX_BATCH_INPUTS] if r.address]
+            object_type = chunk[0].address.object if chunk and chunk[0].address else "contacts"
+            emails = sorted({r.address.value for r in chunk if r.address})
+            body = {"idProperty": "email", "inputs": [{"id": e} for e in emails], "properties": ["email"]}
+            url = f"{self.base_url}/crm/v3/objects/{object_type}/batch/read"
+            by_email = contacts_by_email(self.request("POST", url, json=body).json())
+            found.update((r.key, by_email[r.address.value]) for r in chunk if r.address and r.address.value in by_email)
+        return found
 
     def _upsert(self, target: DestinationTarget, records: Sequence[OutgoingRecord]) -> list[RecordResult]:
         """Upsert mode (opt-in): ``batch/upsert`` on leadscore's unique property; creates missing records."""

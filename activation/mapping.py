@@ -40,11 +40,12 @@ MODES = (UPDATE, UPSERT)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RELATION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 _HUBSPOT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_SALESFORCE_CUSTOM = re.compile(r"^[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*__c$")
+# A custom field (Leadscore_Score__c) or a standard one (LastName: upsert mode must send the required fields).
+_SALESFORCE_FIELD = re.compile(r"^[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*__c$|^[A-Z][A-Za-z0-9]*$")
 _SALESFORCE_OBJECT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _FIELD_NAME_RULES = {
     "hubspot": (_HUBSPOT_NAME, "lower-case letters, digits and underscores, starting with a letter"),
-    "salesforce": (_SALESFORCE_CUSTOM, "a custom field API name such as Leadscore_Score__c"),
+    "salesforce": (_SALESFORCE_FIELD, "a field API name such as Leadscore_Score__c or LastName"),
 }
 
 

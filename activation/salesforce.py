@@ -33,7 +33,7 @@ import requests
 
 from activation.destination import BY_KEY, NOT_FOUND, MappedDestination, OutgoingRecord, RecordResult
 from activation.encoding import salesforce_csv_value, salesforce_value
-from activation.errors import AuthenticationError, ConfigurationError, RequestFailed
+from activation.errors import AuthenticationError, ConfigurationError, RequestFailed, checked_secret
 from activation.http import ApiClient, DailyBudget, HttpSettings, Outcome, Verdict, response_excerpt
 from activation.mapping import UPSERT, ObjectMapping
 from activation.redact import get_logger, register_secret
@@ -137,8 +137,8 @@ class SalesforceDestination(MappedDestination, ApiClient):
         ``SALESFORCE_CLIENT_SECRET`` or ``SALESFORCE_JWT_KEY_FILE`` + ``SALESFORCE_USERNAME``."""
         key_file = env.get("SALESFORCE_JWT_KEY_FILE")
         credentials = SalesforceCredentials(
-            client_id=env.get("SALESFORCE_CLIENT_ID", ""),
-            client_secret=env.get("SALESFORCE_CLIENT_SECRET") or None,
+            client_id=env.get("SALESFORCE_CLIENT_ID", "").strip(),
+            client_secret=checked_secret(env.get("SALESFORCE_CLIENT_SECRET"), "SALESFORCE_CLIENT_SECRET") or None,
             private_key_pem=Path(key_file).read_text() if key_file else None,
             username=env.get("SALESFORCE_USERNAME") or None,
         )
@@ -266,33 +266,36 @@ class SalesforceDestination(MappedDestination, ApiClient):
         return collection_results(records, answer)
 
     def send_bulk(self, obj: ObjectMapping, records: Sequence[OutgoingRecord]) -> list[RecordResult]:
-        """Bulk API 2.0: one job per object and per ``bulk_max_bytes`` of CSV; ``update`` by Id, or ``upsert``
-        by external id in upsert mode."""
+        """Bulk API 2.0 for records of one object found one way (the engine groups them): ``update`` by Id,
+        or ``upsert`` by external id in upsert mode; one job per ``bulk_max_bytes`` of CSV."""
+        if not records:
+            return []
+        if len({(r.address.object, r.address.match) for r in records if r.address}) > 1:
+            raise ValueError("a bulk job holds records of one object, found one way")
         target = self.target(obj)
-        by_object: dict[str, list[OutgoingRecord]] = {}
-        for record in records:
-            by_object.setdefault(_object_of([record]), []).append(record)
-        results: dict[str, RecordResult] = {}
-        for sobject, members in by_object.items():
-            upsert = _match_of(members) == BY_KEY
-            key_column = str(target.id_field) if upsert else "Id"
-            columns = [key_column, *(name for _, name in obj.fields_for("salesforce"))]
-            job = {"object": sobject, "operation": "upsert" if upsert else "update", "contentType": "CSV",
-                   "lineEnding": "LF"}  # fmt: skip
-            if upsert:
-                job["externalIdFieldName"] = key_column
-            for chunk, text in bulk_csv_chunks(members, columns, self.sf_settings.bulk_max_bytes, _bulk_key):
-                for result in self._run_job(job, chunk, text, key_column):
-                    results[result.key] = result
-        return [results[r.key] for r in records]
+        upsert = _match_of(records) == BY_KEY
+        key_column = str(target.id_field) if upsert else "Id"
+        columns = [key_column, *(name for _, name in obj.fields_for("salesforce"))]
+        job = {"object": _object_of(records), "operation": "upsert" if upsert else "update", "contentType": "CSV",
+               "lineEnding": "LF"}  # fmt: skip
+        if upsert:
+            job["externalIdFieldName"] = key_column
+        results: list[RecordResult] = []
+        for chunk, text in bulk_csv_chunks(records, columns, self.sf_settings.bulk_max_bytes, _bulk_key):
+            results.extend(self._run_job(job, chunk, text, key_column))
+        return results
 
     def _run_job(
         self, job_spec: Mapping[str, Any], records: Sequence[OutgoingRecord], text: str, key_column: str
     ) -> list[RecordResult]:
         job = self.request("POST", self._data_url("jobs/ingest"), json=dict(job_spec)).json()
         job_url = self._data_url(f"jobs/ingest/{job['id']}")
-        self.request("PUT", f"{job_url}/batches", data=text.encode(), headers={"Content-Type": "text/csv"})
-        self.request("PATCH", job_url, json={"state": "UploadComplete"})
+        try:
+            self.request("PUT", f"{job_url}/batches", data=text.encode(), headers={"Content-Type": "text/csv"})
+            self.request("PATCH", job_url, json={"state": "UploadComplete"})
+        except RequestFailed:
+            self._abort(job_url)  # an open job nobody completes would linger in the org's job list
+            raise
         info = self._wait_for_job(job_url)
         # A job that ends Failed or Aborted may still have written records: read every result before deciding.
         outcome = {
@@ -305,6 +308,12 @@ class SalesforceDestination(MappedDestination, ApiClient):
             failure = f"Bulk job {job['id']} ended {info['state']}: {info.get('errorMessage') or 'no message'}"
             log.error("%s", failure)
         return bulk_results(records, key_column, outcome, keys, failure)
+
+    def _abort(self, job_url: str) -> None:
+        try:
+            self.request("PATCH", job_url, json={"state": "Aborted"})
+        except RequestFailed as exc:
+            log.warning("could not abort the Bulk job %s: %s", job_url.rsplit("/", 1)[-1], exc)
 
     def _wait_for_job(self, job_url: str) -> dict[str, Any]:
         settings = self.sf_settings

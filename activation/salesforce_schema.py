@@ -58,6 +58,12 @@ class FieldSpec:
     scale: int | None = None
     external_id: bool = False
 
+    @property
+    def custom(self) -> bool:
+        """leadscore's own field, deployed from ``salesforce_fields/``; a standard field (``LastName``) is the
+        org's and is only checked."""
+        return self.name.endswith("__c")
+
     def summary(self) -> str:
         """How an admin would describe the field in Setup, e.g. ``Number(18, 1)``."""
         if self.precision is not None:
@@ -195,7 +201,7 @@ SFDX_PROJECT = """{
 
 def metadata_files(mapping: SyncMapping) -> dict[str, str]:
     """Relative path -> content of the deployable project for ``mapping``."""
-    specs = all_field_specs(mapping)
+    specs = [spec for spec in all_field_specs(mapping) if spec.custom]
     base = "force-app/main/default"
     files = {"sfdx-project.json": SFDX_PROJECT}
     for spec in specs:

@@ -96,15 +96,22 @@ def ensure_tables(conn: duckdb.DuckDBPyConnection) -> None:
             "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [SCHEMA]
         ).fetchall()
     }
-    if "sync_state" in existing and "state_version" not in existing:
-        for table in ("sync_state", "rejects", "sync_runs"):
-            if table in existing:
-                conn.execute(f"DROP TABLE IF EXISTS {SCHEMA}.{table}_v1")
-                conn.execute(f"ALTER TABLE {SCHEMA}.{table} RENAME TO {table}_v1")
-        log.warning("activation state of the previous design kept as activation.*_v1; every record is sent again")
-    conn.execute(DDL)
-    if not conn.execute(f"SELECT count(*) FROM {SCHEMA}.state_version").fetchall()[0][0]:
+    if "state_version" in existing:
+        return
+    conn.execute("BEGIN TRANSACTION")  # all or nothing: a crash half-way must not mix the two layouts
+    try:
+        if "sync_state" in existing:
+            for table in ("sync_state", "rejects", "sync_runs"):
+                if table in existing:
+                    conn.execute(f"DROP TABLE IF EXISTS {SCHEMA}.{table}_v1")
+                    conn.execute(f"ALTER TABLE {SCHEMA}.{table} RENAME TO {table}_v1")
+            log.warning("activation state of the previous design kept as activation.*_v1; every record is sent again")
+        conn.execute(DDL)
         conn.execute(f"INSERT INTO {SCHEMA}.state_version VALUES ({STATE_VERSION})")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def confirmed_state(conn: duckdb.DuckDBPyConnection, scope: StateScope) -> dict[str, Confirmed]:

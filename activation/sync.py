@@ -24,6 +24,7 @@ A dry run does 1–3 and reports, sending nothing (its only request is the read-
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import re
 import threading
 import time
@@ -36,7 +37,16 @@ from typing import Any
 
 import duckdb
 
-from activation.destination import Destination, OutgoingRecord, RecordResult, resolve_address
+from activation.destination import (
+    BY_EMAIL,
+    BY_ID,
+    NOT_FOUND,
+    Address,
+    Destination,
+    OutgoingRecord,
+    RecordResult,
+    resolve_address,
+)
 from activation.diff import (
     CLEAR,
     NEW,
@@ -52,7 +62,7 @@ from activation.diff import (
 from activation.encoding import EncodingError
 from activation.errors import BatchConflict, BatchInvalid, ConfigurationError, DailyLimitReached, RequestFailed
 from activation.mapping import DestinationTarget, ObjectMapping, SyncMapping, load_mapping
-from activation.redact import get_logger
+from activation.redact import get_logger, redact
 from activation.state import (
     StateScope,
     StateWriter,
@@ -188,6 +198,7 @@ class Planned:
     unmatched: int
     invalid: list[tuple[OutgoingRecord, RecordResult]]
     active: int  # records this CRM instance holds leadscore's values on (confirmed and not cleared)
+    owners: dict[str, str]  # CRM record id -> the desired key that writes onto it (by id, or found before)
 
 
 def build_plan(
@@ -231,7 +242,14 @@ def build_plan(
         keep=unmatched | {record.key for record, _ in invalid},
     )
     active = sum(1 for state in confirmed.values() if not state.cleared)
-    return Planned(plan, len(rows), len(unmatched), invalid, active)
+    # Which row writes onto each CRM record: what was confirmed, overridden by the ids the export names now.
+    owners = {
+        state.address.value: key
+        for key, state in confirmed.items()
+        if key in desired and state.address and state.address.match == BY_ID
+    }
+    owners |= {d.address.value: k for k, d in desired.items() if d.address.match == BY_ID}
+    return Planned(plan, len(rows), len(unmatched), invalid, active, owners)
 
 
 # --- sending --------------------------------------------------------------------------------------------
@@ -272,20 +290,26 @@ def send_with_split(destination: Destination, obj: ObjectMapping, batch: list[Ou
     return outcome
 
 
+# Answers to a clear that mean there is nothing left to clear.
+MOOT_CLEAR_CODES = {NOT_FOUND, "CANNOT_UPDATE_CONVERTED_LEAD"}
+
+
 class _Run:
     """Mutable bookkeeping of one run, folded into a SyncReport at the end."""
 
     def __init__(self, report: SyncReport, writer: StateWriter, options: SyncOptions) -> None:
         self.report, self.writer, self.options = report, writer, options
 
-    def absorb(self, outcome: BatchOutcome) -> None:
+    def absorb(self, outcome: BatchOutcome, *, sent: bool = True) -> None:
+        """Count and record results; ``sent=False`` for rejects decided before anything reached the CRM."""
         report = self.report
         for record, result in outcome.results:
-            report.sent += 1
-            if record.action == CLEAR and result.not_found:
-                # The record is gone from the CRM: there is nothing left to clear, and nothing to retry.
-                log.info("%s %s: %s is no longer in the CRM; nothing to clear", report.destination,
-                         report.crm_object, record.key)  # fmt: skip
+            report.sent += sent
+            if record.action == CLEAR and result.error_code in MOOT_CLEAR_CODES:
+                # The record is gone from the CRM, or can no longer be written (a converted Lead): there is
+                # nothing left to clear, and nothing to retry.
+                log.info("%s %s: %s can no longer be written (%s); nothing to clear", report.destination,
+                         report.crm_object, record.key, result.error_code)  # fmt: skip
                 result = RecordResult(record.key, True)
             self.writer.add(record, result)
             if not result.ok:
@@ -333,19 +357,25 @@ def _send_batches(destination: Destination, obj: ObjectMapping, changes: Sequenc
     with concurrent.futures.ThreadPoolExecutor(max_workers=run.options.workers) as pool:
         futures = {pool.submit(work, batch): batch for batch in batches}
         fatal: BaseException | None = None
-        for future in concurrent.futures.as_completed(futures):
-            if future.cancelled():
-                run.absorb(BatchOutcome(deferred=futures[future]))
-                continue
-            try:
-                outcome = future.result()
-            except BaseException as exc:  # configuration/auth errors, crashes: stop sending, keep what we have
-                fatal = fatal or exc
-                outcome = BatchOutcome(deferred=futures[future])
-            run.absorb(outcome)
-            if stop.is_set():
-                for pending in futures:
-                    pending.cancel()  # queued batches never start; running ones finish and are recorded
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                if future.cancelled():
+                    run.absorb(BatchOutcome(deferred=futures[future]))
+                    continue
+                try:
+                    outcome = future.result()
+                except BaseException as exc:  # configuration/auth errors, crashes: stop sending, keep the rest
+                    fatal = fatal or exc
+                    outcome = BatchOutcome(deferred=futures[future])
+                run.absorb(outcome)
+                if stop.is_set():
+                    for pending in futures:
+                        pending.cancel()  # queued batches never start; running ones finish and are recorded
+        except BaseException:  # interrupted here (Ctrl-C, the orchestrator's termination): send nothing more
+            stop.set()
+            for pending in futures:
+                pending.cancel()
+            raise
         if fatal is not None:
             raise fatal
 
@@ -420,11 +450,11 @@ def sync_object(
                 log.warning("%s %s rejected %s: %s", destination.name, target.object, record.key, result.message)
                 writer.add(record, result)
             if plan.changes:
-                _send(destination, obj, plan, report, writer, options)
+                _send(destination, obj, planned, report, writer, options)
         if report.status == "complete" and report.failed:
             report.status = "partial"
     except BaseException as exc:
-        report.status, report.message = "failed", str(exc)
+        report.status, report.message = "failed", redact(str(exc))
         raise
     finally:
         if writer is not None:
@@ -436,40 +466,86 @@ def sync_object(
 def _send(
     destination: Destination,
     obj: ObjectMapping,
-    plan: Plan,
+    planned: Planned,
     report: SyncReport,
     writer: StateWriter,
     options: SyncOptions,
 ) -> None:
     run = _Run(report, writer, options)
+    changes = list(planned.plan.changes)
     try:
         destination.prepare(obj)
+        changes = _find_by_email(destination, obj, changes, planned.owners, run)
     except DailyLimitReached as exc:
-        run.absorb(BatchOutcome(deferred=list(plan.changes), stopped=str(exc)))
+        run.absorb(BatchOutcome(deferred=changes, stopped=str(exc)))
         return
-    changes: list[OutgoingRecord] = []
-    refused: list[tuple[OutgoingRecord, RecordResult]] = []
-    for change in plan.changes:
+    sendable: list[OutgoingRecord] = []
+    for change in changes:
         reject = destination.check(obj, change)
         if reject is None:
-            changes.append(change)
+            sendable.append(change)
         else:
-            refused.append((change, reject))
-    run.absorb(BatchOutcome(results=refused))
+            run.absorb(BatchOutcome(results=[(change, reject)]), sent=False)
     threshold = destination.bulk_threshold
-    if threshold is not None and len(changes) > threshold:
-        log.info("%s %s: %d changes > %d, using the bulk API", destination.name, report.crm_object, len(changes),
+    if threshold is not None and len(sendable) > threshold:
+        log.info("%s %s: %d changes > %d, using the bulk API", destination.name, report.crm_object, len(sendable),
                  threshold)  # fmt: skip
+        _send_bulk(destination, obj, sendable, run)
+    elif sendable:
+        _send_batches(destination, obj, sendable, run)
+
+
+def _find_by_email(
+    destination: Destination,
+    obj: ObjectMapping,
+    changes: list[OutgoingRecord],
+    owners: Mapping[str, str],
+    run: _Run,
+) -> list[OutgoingRecord]:
+    """Records addressed by e-mail (no id in the export) are looked up first, then sent by the id found.
+
+    Looking up before sending lets the engine see what batches cannot: an address that finds a record
+    another row already writes onto (by its id) would have two rows overwrite each other, so it is rejected
+    as a ``duplicate_target``; an address that finds nothing is ``not_found`` — never created.
+    """
+    wanted = [c for c in changes if c.address and c.address.match == BY_EMAIL]
+    if not wanted:
+        return changes
+    found = destination.resolve(obj, wanted)
+    claimed = dict(owners)
+    kept, rejects = [], []
+    for change in changes:
+        address = change.address
+        if address is None or address.match != BY_EMAIL:
+            kept.append(change)
+            continue
+        record_id = found.get(change.key)
+        if record_id is None:
+            reason = f"no {address.object} record has this row's e-mail address"
+            rejects.append((change, RecordResult.failed(change.key, NOT_FOUND, reason)))
+        elif claimed.setdefault(record_id, change.key) != change.key:
+            reason = f"its e-mail address finds {address.object} {record_id}, which {claimed[record_id]} writes onto"
+            rejects.append((change, RecordResult.failed(change.key, "duplicate_target", reason)))
+        else:
+            kept.append(dataclasses.replace(change, address=Address(address.object, BY_ID, record_id)))
+    run.absorb(BatchOutcome(results=rejects))
+    return kept
+
+
+def _send_bulk(destination: Destination, obj: ObjectMapping, changes: list[OutgoingRecord], run: _Run) -> None:
+    """One bulk job (or a few, by size) per CRM object and way of matching; what a job confirmed is recorded
+    before the next one starts, so a later failure or a spent allocation loses nothing already written."""
+    groups = make_batches(changes, len(changes), _batch_group)
+    for index, group in enumerate(groups):
         try:
-            results = destination.send_bulk(obj, changes)
-            run.absorb(BatchOutcome(results=list(zip(changes, results, strict=True))))
+            results = destination.send_bulk(obj, group)
         except DailyLimitReached as exc:
-            run.absorb(BatchOutcome(deferred=changes, stopped=str(exc)))
+            run.absorb(BatchOutcome(deferred=[r for g in groups[index:] for r in g], stopped=str(exc)))
+            return
         except RequestFailed as exc:
-            failed = [(r, RecordResult.failed(r.key, "BULK_FAILED", str(exc))) for r in changes]
-            run.absorb(BatchOutcome(results=failed))
-    elif changes:
-        _send_batches(destination, obj, changes, run)
+            run.absorb(BatchOutcome(results=[(r, RecordResult.failed(r.key, "BULK_FAILED", str(exc))) for r in group]))
+            continue
+        run.absorb(BatchOutcome(results=list(zip(group, results, strict=True))))
 
 
 def _finish(

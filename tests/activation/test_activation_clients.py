@@ -238,3 +238,41 @@ def test_salesforce_from_env_explains_missing_credentials() -> None:
         SalesforceDestination.from_env({})
     with pytest.raises(ConfigurationError, match=r"SALESFORCE_CLIENT_SECRET.*SALESFORCE_JWT_KEY_FILE"):
         SalesforceDestination.from_env({"SALESFORCE_CLIENT_ID": "abc"})
+
+
+def test_hubspot_identity_falls_back_when_account_info_is_refused(sandbox: SandboxHandle, hubspot_client) -> None:
+    """A private app may lack the scope account-info wants (403): the legacy endpoint names the portal too."""
+    client = hubspot_client(sandbox)
+    request = client.request
+    asked: list[str] = []
+
+    def refuse_account_info(method: str, url: str, **kwargs: object) -> requests.Response:
+        asked.append(url.rsplit("/", 2)[-2])
+        if url.endswith("/account-info/v3/details"):
+            raise AuthenticationError("the HubSpot private app lacks a scope (403)")
+        return request(method, url, **kwargs)
+
+    client.request = refuse_account_info  # type: ignore[method-assign]
+    assert client.identify() == str(sandbox.portal_id)
+    assert asked == ["v3", "v1"]
+
+
+def test_a_token_from_a_secret_file_loses_its_newline_and_nothing_leaks(
+    sandbox: SandboxHandle, warehouse, leads_table, company, mapping: SyncMapping
+) -> None:
+    from activation import make_destination
+    from activation.sync import sync_object
+
+    leads_table(warehouse, 3)
+    company(sandbox, leads=3)
+    token = sandbox.env()["HUBSPOT_ACCESS_TOKEN"]
+    client = make_destination("hubspot", {**sandbox.env(), "HUBSPOT_ACCESS_TOKEN": token + "\n"})
+    assert sync_object(warehouse, client, mapping.object("leads")).updated == 3
+    with pytest.raises(ConfigurationError, match="HUBSPOT_ACCESS_TOKEN contains whitespace"):
+        make_destination("hubspot", {**sandbox.env(), "HUBSPOT_ACCESS_TOKEN": "pat-abc def-123456"})
+    # A header requests refuses to send fails the run with a redacted message, never the token itself.
+    broken = HubSpotDestination("pat-broken-" + "x" * 12 + "\nX", client.hub_settings)
+    with pytest.raises(Exception) as failure:
+        sync_object(warehouse, broken, mapping.object("leads"))
+    messages = warehouse.execute("SELECT message FROM activation.sync_runs WHERE status = 'failed'").fetchall()
+    assert messages and all("pat-broken" not in m for (m,) in messages) and "pat-broken" not in str(failure.value)

@@ -3,6 +3,7 @@ not-found records, CRM instances, history and crashes."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -507,7 +508,7 @@ UPSERT_MAPPING = {
 
 
 def test_upsert_mode_creates_what_is_missing_when_asked_to(
-    sandbox, hubspot_client, salesforce_client, warehouse, leads_table
+    sandbox, hubspot_client, salesforce_client, warehouse, leads_table, crm_salesforce
 ) -> None:
     leads_table(warehouse, 5)
     leads = parse_mapping(UPSERT_MAPPING).object("leads")
@@ -517,11 +518,21 @@ def test_upsert_mode_creates_what_is_missing_when_asked_to(
     sandbox.admin.add_salesforce_fields(
         "Lead", [{"name": "Leadscore_Lead_Id__c", "type": "string", "externalId": True, "length": 80}]
     )
-    # Salesforce insists on LastName and Company to create a Lead: the mapping does not send them.
+    # Salesforce insists on LastName and Company to create a Lead: a mapping that does not send them fails.
     report = sync_object(warehouse, salesforce_client(sandbox), leads)
     assert report.failed == 5
     codes = warehouse.execute("SELECT DISTINCT error_code FROM activation.rejects WHERE destination = 'salesforce'")
     assert codes.fetchall() == [("REQUIRED_FIELD_MISSING",)]
+    # Mapping the required standard fields (by their API names) makes the creates work.
+    document = copy.deepcopy(UPSERT_MAPPING)
+    document["objects"]["leads"]["clear_when_missing"] = False
+    document["objects"]["leads"]["fields"] += [  # whatever columns the warehouse has for them
+        {"column": "tier", "type": "string", "salesforce": "LastName"},
+        {"column": "model_version", "type": "string", "salesforce": "Company"},
+    ]
+    report = sync_object(warehouse, salesforce_client(sandbox), parse_mapping(document).object("leads"))
+    assert (report.created, report.failed) == (5, 0)
+    assert {r["Company"] for r in crm_salesforce(sandbox, "Lead").values()} == {"lead_scoring/3"}
 
 
 # --- whole runs and failures ---------------------------------------------------------------------------
@@ -643,3 +654,123 @@ def test_the_real_marts_sync_onto_the_synthetic_companys_crm(
         assert report.updated == report.desired - report.unmatched > 0
         assert sync_object(conn, client, accounts).sent == 0
     assert counts(sandbox) == before
+
+
+# --- regressions found in review ------------------------------------------------------------------------
+def set_salesforce_fields(sandbox, record_id: str, **fields: Any) -> None:
+    """Change a record the way a person in Salesforce would (the API cannot convert a Lead)."""
+    import json
+
+    with sandbox.app.store.transaction() as conn:
+        row = conn.execute("SELECT fields FROM sf_records WHERE id = ?", (record_id,)).fetchone()
+        values = {**json.loads(row[0]), **fields}
+        conn.execute("UPDATE sf_records SET fields = ? WHERE id = ?", (json.dumps(values, sort_keys=True), record_id))
+
+
+def test_a_lead_converted_after_its_sync_is_not_cleared_forever(
+    sandbox, salesforce_client, warehouse, leads_table, company, mapping
+) -> None:
+    """Converted people leave the scored population; their Lead is read-only by then: nothing to clear."""
+    leads_table(warehouse, 3)
+    company(sandbox, leads=3)
+    client, leads = salesforce_client(sandbox), mapping.object("leads")
+    sync_object(warehouse, client, leads)
+    contact = make_salesforce_id("003", 77_777)
+    sandbox.app.seed_salesforce("Contact", [{"Id": contact, "LastName": "L1"}])
+    set_salesforce_fields(sandbox, salesforce_lead_id(1), IsConverted=True, ConvertedContactId=contact)
+    warehouse.execute(f"UPDATE lead_crm_ids SET salesforce_contact_id = '{contact}' WHERE lead_id = 'L-0000001'")
+    warehouse.execute("DELETE FROM lead_scores WHERE lead_id = 'L-0000001'")
+    report = sync_object(warehouse, client, leads)
+    assert (report.status, report.to_clear, report.cleared, report.failed) == ("complete", 1, 1, 0)
+    assert sync_object(warehouse, client, leads).sent == 0
+    assert warehouse.execute("SELECT count(*) FROM activation.rejects").fetchone()[0] == 0
+
+
+def test_an_email_that_finds_a_record_another_row_writes_onto_is_a_duplicate(
+    sandbox, hubspot_client, warehouse, leads_table, company, mapping, crm_hubspot
+) -> None:
+    leads_table(warehouse, 3)
+    company(sandbox, leads=3)
+    # L-2 has no id in the export, and an address (in another casing) that is L-1's contact's
+    warehouse.execute(
+        "UPDATE lead_crm_ids SET hubspot_contact_id = NULL, email = 'LEAD1@example.com' WHERE lead_id = 'L-0000002'"
+    )
+    report = sync_object(warehouse, hubspot_client(sandbox), mapping.object("leads"))
+    assert (report.updated, report.failed) == (2, 1)
+    assert warehouse.execute("SELECT record_key, error_code FROM activation.rejects").fetchall() == [
+        ("L-0000002", "duplicate_target")
+    ]
+    expected_score = warehouse.execute("SELECT score FROM lead_scores WHERE lead_id = 'L-0000001'").fetchone()[0]
+    assert crm_hubspot(sandbox, "contacts")[hubspot_contact_id(1)]["leadscore_score"] == f"{expected_score:g}"
+
+
+def test_bulk_upsert_sends_clears_by_id_in_their_own_job(
+    start_sandbox, salesforce_client, warehouse, leads_table, crm_salesforce
+) -> None:
+    sandbox = start_sandbox(salesforce_required_on_create=False)
+    sandbox.admin.add_salesforce_fields(
+        "Lead", [{"name": "Leadscore_Lead_Id__c", "type": "string", "externalId": True, "length": 80}]
+    )
+    leads_table(warehouse, 6)
+    leads = parse_mapping(UPSERT_MAPPING).object("leads")
+    bulk = salesforce_client(sandbox, bulk_threshold=2)
+    assert sync_object(warehouse, bulk, leads).created == 6
+    warehouse.execute("DELETE FROM lead_scores WHERE lead_id = 'L-0000005'")  # a clear, addressed by Id
+    warehouse.execute("UPDATE lead_scores SET score = score + 1")  # five upserts, addressed by key
+    report = sync_object(warehouse, bulk, leads)
+    assert (report.cleared, report.updated, report.created, report.failed) == (1, 5, 0, 0)
+    crm = {r["Leadscore_Lead_Id__c"]: r for r in crm_salesforce(sandbox, "Lead").values()}
+    assert len(crm) == 6, "no record created for the clear"
+    assert "Leadscore_Score__c" not in crm["L-0000005"] and "Leadscore_Score__c" in crm["L-0000004"]
+
+
+def test_bulk_jobs_keep_what_they_confirmed_when_the_allocation_runs_out(
+    start_sandbox, salesforce_client, warehouse, leads_table, company, mapping
+) -> None:
+    """Contacts and Leads go in separate jobs: the first job's results are recorded before the second starts."""
+    sandbox = start_sandbox(salesforce_daily_limit=14)
+    leads_table(warehouse, 8)
+    company(sandbox, leads=8)
+    report = sync_object(warehouse, salesforce_client(sandbox, bulk_threshold=2), mapping.object("leads"))
+    assert (report.status, report.updated, report.deferred) == ("daily_limit", 2, 6)
+    assert warehouse.execute("SELECT count(*) FROM activation.sync_state").fetchone()[0] == 2
+
+
+def test_an_interrupt_stops_the_worker_pool(
+    sandbox, hubspot_client, warehouse, leads_table, company, mapping, monkeypatch
+) -> None:
+    """Ctrl-C or the orchestrator's termination while batches are queued: nothing more is sent."""
+    from activation import state
+
+    leads_table(warehouse, 2000)
+    company(sandbox, leads=2000)
+    flush = state.StateWriter.flush
+    calls = []
+
+    def interrupted_flush(self) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt("terminated")
+        flush(self)
+
+    monkeypatch.setattr(state.StateWriter, "flush", interrupted_flush)
+    with pytest.raises(KeyboardInterrupt):
+        sync_object(
+            warehouse, hubspot_client(sandbox), mapping.object("leads"), options=SyncOptions(flush_every=100, workers=2)
+        )
+    assert sandbox.admin.stats()["by_route"]["hubspot.batch.update"] <= 4, "queued batches were not started"
+
+
+@pytest.mark.parametrize("bulk_threshold", [10_000, 2], ids=["collections", "bulk"])
+def test_an_emptied_text_is_emptied_on_both_salesforce_paths(
+    bulk_threshold, sandbox, salesforce_client, warehouse, leads_table, company, mapping, crm_salesforce
+) -> None:
+    """An empty Bulk CSV cell means 'leave unchanged': an empty text must travel as null (#N/A)."""
+    leads_table(warehouse, 4)
+    company(sandbox, leads=4)
+    client, leads = salesforce_client(sandbox, bulk_threshold=bulk_threshold), mapping.object("leads")
+    sync_object(warehouse, client, leads)
+    warehouse.execute("UPDATE lead_scores SET reasons = []::VARCHAR[], tier = '' WHERE lead_id <> 'L-0000000'")
+    assert sync_object(warehouse, client, leads).updated == 3
+    record = crm_salesforce(sandbox, "Lead")[salesforce_lead_id(1)]
+    assert "Leadscore_Tier__c" not in record and "Leadscore_Reasons__c" not in record

@@ -428,3 +428,27 @@ def test_org_id_and_login_host_rules() -> None:
     check_login_url("https://acme.my.salesforce.com", jwt=False)
     with pytest.raises(Exception, match="My Domain"):
         check_login_url("https://LOGIN.salesforce.com/", jwt=False)
+
+
+def test_salesforce_empty_text_travels_as_null() -> None:
+    assert salesforce_value("string", "") is None and salesforce_value("text", "") is None
+    assert salesforce_csv_value(salesforce_value("string", "")) == "#N/A"
+
+
+def test_state_of_the_first_design_is_kept_aside_in_one_step() -> None:
+    import duckdb
+
+    from activation.state import ensure_tables
+
+    conn = duckdb.connect()
+    conn.execute("CREATE SCHEMA activation")
+    conn.execute("CREATE TABLE activation.sync_state (destination VARCHAR, object VARCHAR, record_key VARCHAR)")
+    conn.execute("INSERT INTO activation.sync_state VALUES ('hubspot', 'contacts', 'L-1')")
+    conn.execute("CREATE TABLE activation.rejects (destination VARCHAR)")
+    ensure_tables(conn)
+    tables = {r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert {"sync_state", "sync_state_v1", "rejects", "rejects_v1", "sync_runs", "state_version"} <= tables
+    assert conn.execute("SELECT count(*) FROM activation.sync_state_v1").fetchone()[0] == 1
+    assert conn.execute("SELECT count(*) FROM activation.sync_state").fetchone()[0] == 0
+    ensure_tables(conn)  # idempotent: the new state is not moved aside again
+    assert conn.execute("SELECT count(*) FROM activation.sync_state_v1").fetchone()[0] == 1
