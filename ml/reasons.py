@@ -64,6 +64,13 @@ def _s(value) -> str | None:
     return str(value)
 
 
+def _given(value) -> str | None:
+    """A descriptive value (industry, country, ...) as a rep reads it: None when missing or `unknown`.
+    `other` (a value the warehouse's known lists do not have) stays, to be phrased as "another"."""
+    text = _s(value)
+    return None if text == "unknown" else text
+
+
 def _plural(n: int, word: str, plural: str | None = None) -> str:
     return f"{n} {word if n == 1 else (plural or word + 's')}"
 
@@ -90,13 +97,16 @@ def _persona(r: dict) -> str:
 
 
 def _company(r: dict) -> str:
-    size, industry, revenue = _s(r["employee_band"]), _s(r["industry"]), _s(r["revenue_band"])
+    size, industry, revenue = _given(r["employee_band"]), _given(r["industry"]), _given(r["revenue_band"])
     parts = ["A"]
-    if size:
+    if size and size != "other":
         parts.append(f"{size} employee")
-    parts.append(f"{industry.replace('_', ' ')} company" if industry else "company of unknown industry")
+    if industry == "other":
+        parts.append("company in another industry")
+    else:
+        parts.append(f"{industry.replace('_', ' ')} company" if industry else "company of unknown industry")
     text = " ".join(parts)
-    return f"{text} (revenue {revenue})" if revenue else text
+    return f"{text} (revenue {revenue})" if revenue and revenue != "other" else text
 
 
 def _pricing(r: dict) -> str:
@@ -198,12 +208,16 @@ def _account_buzz(r: dict) -> str:
 
 
 def _country(r: dict) -> str:
-    country = _s(r["country"])
+    country = _given(r["country"])
+    if country == "other":
+        return "Based in another country"
     return f"Based in {country}" if country else "Country unknown"
 
 
 def _channel(r: dict) -> str:
-    source, campaign = _s(r["lead_source"]), _s(r["utm_campaign"])
+    source, campaign = _given(r["lead_source"]), _s(r["utm_campaign"])
+    if source == "other":
+        source = "another channel"
     text = f"Came in via {source.replace('_', ' ')}" if source else "Unknown acquisition channel"
     return f"{text} (campaign {campaign})" if campaign else text
 

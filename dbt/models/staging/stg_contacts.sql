@@ -20,7 +20,7 @@ with clean as (
         nullif(trim(title), '') as title,
         {{ title_seniority('title') }} as seniority,
         {{ title_department('title') }} as department,
-        coalesce(lower(trim(lead_source)), 'unknown') as lead_source,
+        {{ descriptive_value('lead_source', 'lead_source') }} as lead_source,
         lower(trim(utm_campaign)) as utm_campaign,
         coalesce(marketing_consent, false) as has_marketing_consent,
         created_at,

@@ -2,7 +2,7 @@
 select
     event_id,
     contact_id,
-    lower(trim(event_type)) as event_type,
+    {{ canonical_value('event_type', 'event_type') }} as event_type,
     page_path,
     case
         when page_path like '/pricing%' then 'pricing'

@@ -3,7 +3,7 @@ select
     account_id,
     contact_id,
     amount,
-    lower(trim(stage)) as stage,
+    {{ canonical_value('opportunity_stage', 'stage') }} as stage,
     created_at,
     closed_at,
     coalesce(is_won, false) and closed_at is not null as is_won,

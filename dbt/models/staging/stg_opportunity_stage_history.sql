@@ -1,2 +1,2 @@
-select opportunity_id, lower(trim(stage)) as stage, entered_at
+select opportunity_id, {{ canonical_value('opportunity_stage', 'stage') }} as stage, entered_at
 from {{ clean_rows('opportunity_stage_history') }}

@@ -2,10 +2,10 @@ select
     subscription_id,
     account_id,
     opportunity_id,
-    lower(trim(plan)) as plan,
+    {{ canonical_value('plan', 'plan') }} as plan,
     seats,
     mrr,
-    lower(trim(billing_interval)) as billing_interval,
+    {{ canonical_value('billing_interval', 'billing_interval') }} as billing_interval,
     started_at,
     cancelled_at
 from {{ clean_rows('subscriptions') }}
