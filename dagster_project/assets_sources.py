@@ -2,10 +2,11 @@
 
 import datetime as dt
 
-from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, multi_asset
+from dagster import AssetExecutionContext, AssetSpec, Failure, MaterializeResult, multi_asset
 
 from dagster_project.resources import SourcesResource, WarehouseResource
 from ml.sources.files import load_files
+from ml.sources.landing import SourceLoadError
 from ml.sources.schema import RAW_TABLES
 from ml.sources.synthetic import SyntheticConfig, load_synthetic
 
@@ -18,12 +19,31 @@ RAW_SPECS = [
 
 @multi_asset(specs=RAW_SPECS, pool=WAREHOUSE_POOL, name="raw_sources")
 def raw_sources(context: AssetExecutionContext, warehouse: WarehouseResource, sources: SourcesResource):
-    """Replace schema ``raw`` (and, for synthetic data, ``oracle``) in one transaction."""
+    """Replace schema ``raw`` (and, for synthetic data, ``oracle``) in one transaction, behind the volume guards.
+
+    A refused load (a problem in the exports, or a table that would empty or shrink more than allowed) fails
+    the step with the loader's message and leaves the previous raw data in place.
+    """
+    try:
+        counts, origin = _load(context, warehouse, sources)
+    except SourceLoadError as exc:
+        raise Failure(description=str(exc)) from None  # the message says it all: no traceback
+    for table in RAW_TABLES:
+        yield MaterializeResult(
+            asset_key=["raw", table.name],
+            metadata={"dagster/row_count": counts[table.name], **origin},
+        )
+
+
+def _load(
+    context: AssetExecutionContext, warehouse: WarehouseResource, sources: SourcesResource
+) -> tuple[dict[str, int], dict[str, object]]:
+    guards = {"allow_shrink": sources.allow_shrink, "max_shrink": sources.max_shrink}  # the volume guards
     with warehouse.connect() as con:
         if sources.kind == "files":
             context.log.info(f"loading raw exports from {sources.files_dir}")
-            counts = load_files(con, sources.files_dir)
-            origin = {"source": "files", "folder": sources.files_dir}
+            counts = load_files(con, sources.files_dir, **guards)
+            origin: dict[str, object] = {"source": "files", "folder": sources.files_dir}
         else:
             end = {"end_date": dt.date.fromisoformat(sources.synthetic_end_date)} if sources.synthetic_end_date else {}
             config = SyntheticConfig(n_accounts=sources.synthetic_scale, seed=sources.synthetic_seed, **end)
@@ -31,15 +51,11 @@ def raw_sources(context: AssetExecutionContext, warehouse: WarehouseResource, so
                 f"generating the synthetic company: {config.n_accounts:,} accounts, seed {config.seed}, "
                 f"history {config.start_date} .. {config.end_date}"
             )
-            counts = load_synthetic(con, config)
+            counts = load_synthetic(con, config, **guards)
             origin = {
                 "source": "synthetic",
                 "seed": config.seed,
                 "accounts": config.n_accounts,
                 "end_date": str(config.end_date),
             }
-    for table in RAW_TABLES:
-        yield MaterializeResult(
-            asset_key=["raw", table.name],
-            metadata={"dagster/row_count": counts[table.name], **origin},
-        )
+    return counts, origin

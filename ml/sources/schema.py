@@ -35,6 +35,14 @@ class RawTable:
     name: str
     description: str
     columns: tuple[Column, ...]
+    # The primary key: no two rows may share it. The files loader refuses an export that repeats one (rows with
+    # a NULL in the key are not compared); staging's unique tests rely on it.
+    key: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = set(self.key) - set(self.column_names)
+        if unknown:
+            raise ValueError(f"{self.name}: key columns {sorted(unknown)} are not columns of the table")
 
     @property
     def column_names(self) -> list[str]:
@@ -79,6 +87,7 @@ RAW_TABLES: tuple[RawTable, ...] = (
             Column("created_at", "TIMESTAMP", "When the account was created in the CRM."),
             LOADED_AT,
         ),
+        key=("account_id",),
     ),
     RawTable(
         "contacts",
@@ -119,6 +128,7 @@ RAW_TABLES: tuple[RawTable, ...] = (
             Column("created_at", "TIMESTAMP", "When the contact was created."),
             LOADED_AT,
         ),
+        key=("contact_id",),
     ),
     RawTable(
         "marketing_events",
@@ -135,6 +145,7 @@ RAW_TABLES: tuple[RawTable, ...] = (
             Column("occurred_at", "TIMESTAMP", "When it happened."),
             LOADED_AT,
         ),
+        key=("event_id",),
     ),
     RawTable(
         "product_users",
@@ -146,6 +157,7 @@ RAW_TABLES: tuple[RawTable, ...] = (
             Column("invited_at", "TIMESTAMP", "When the user was created or invited."),
             LOADED_AT,
         ),
+        key=("user_id",),
     ),
     RawTable(
         "workspaces",
@@ -157,6 +169,7 @@ RAW_TABLES: tuple[RawTable, ...] = (
             Column("created_at", "TIMESTAMP", "When it was created."),
             LOADED_AT,
         ),
+        key=("workspace_id",),
     ),
     RawTable(
         "product_usage",
@@ -169,6 +182,7 @@ RAW_TABLES: tuple[RawTable, ...] = (
             Column("feature_events", "INTEGER", "Feature interactions that day."),
             LOADED_AT,
         ),
+        key=("user_id", "usage_date"),
     ),
     RawTable(
         "opportunities",
@@ -184,6 +198,7 @@ RAW_TABLES: tuple[RawTable, ...] = (
             Column("is_won", "BOOLEAN", "True when won; empty while open."),
             LOADED_AT,
         ),
+        key=("opportunity_id",),
     ),
     RawTable(
         "opportunity_stage_history",
@@ -194,6 +209,7 @@ RAW_TABLES: tuple[RawTable, ...] = (
             Column("entered_at", "TIMESTAMP", "When it entered the stage."),
             LOADED_AT,
         ),
+        key=("opportunity_id", "stage"),
     ),
     RawTable(
         "subscriptions",
@@ -210,6 +226,7 @@ RAW_TABLES: tuple[RawTable, ...] = (
             Column("cancelled_at", "TIMESTAMP", "End of the subscription; empty while active."),
             LOADED_AT,
         ),
+        key=("subscription_id",),
     ),
     RawTable(
         "invoices",
@@ -224,6 +241,7 @@ RAW_TABLES: tuple[RawTable, ...] = (
             Column("issued_at", "TIMESTAMP", "Issue date."),
             LOADED_AT,
         ),
+        key=("invoice_id",),
     ),
     RawTable(
         "payments",
@@ -235,6 +253,7 @@ RAW_TABLES: tuple[RawTable, ...] = (
             Column("paid_at", "TIMESTAMP", "When the money arrived."),
             LOADED_AT,
         ),
+        key=("payment_id",),
     ),
 )
 
@@ -257,7 +276,9 @@ def markdown_reference() -> str:
     """The raw schema as Markdown, for the README (a test checks the README is in step)."""
     lines: list[str] = []
     for table in RAW_TABLES:
-        lines.append(f"#### `raw.{table.name}`\n{table.description}\n")
+        key = ", ".join(f"`{c}`" for c in table.key)
+        unique = f" Key: {key}{' (unique together)' if len(table.key) > 1 else ' (unique)'}." if table.key else ""
+        lines.append(f"#### `raw.{table.name}`\n{table.description}{unique}\n")
         lines.append("| column | type | required | description |")
         lines.append("|---|---|---|---|")
         for c in table.columns:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import duckdb
@@ -43,41 +43,68 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from activation.salesforce_ids import KEY_PREFIXES
+from ml.sources.landing import DEFAULT_MAX_SHRINK, Hook, land
 from ml.sources.schema import RAW_TABLES, create_table_sql
+from ml.sources.vocabulary import KNOWN_VALUES
 
 log = logging.getLogger(__name__)
 
 SECONDS_PER_DAY = 86_400.0
 
+
 # ---------------------------------------------------------------------------------------------
 # Vocabularies with their hidden effects. Effects are on the logit scale; the warehouse only sees
-# the labels (and, for titles, free text it has to normalise).
+# the labels (and, for titles, free text it has to normalise). The names are the warehouse's known
+# values (dbt/dbt_project.yml var known_values, via ml/sources/vocabulary.py); the generator keeps its
+# own effects, by name. tests/test_vocabularies.py holds every name here to the known lists.
 # ---------------------------------------------------------------------------------------------
-INDUSTRIES = np.array(
-    [
-        "software",
-        "financial_services",
-        "professional_services",
-        "healthcare",
-        "media",
-        "retail",
-        "manufacturing",
-        "logistics",
-        "education",
-        "government",
-    ]
-)
-INDUSTRY_WEIGHTS = np.array([0.2, 0.12, 0.12, 0.1, 0.07, 0.1, 0.11, 0.07, 0.06, 0.05])
-INDUSTRY_FIT = np.array([0.6, 0.4, 0.3, 0.1, 0.0, -0.1, -0.1, -0.2, -0.4, -0.5])
+def _vocabulary(column: str, effects: dict[str, tuple[float, ...]]) -> tuple[np.ndarray, ...]:
+    """The known values of ``column`` that have effects, in the known order, then one array per effect
+    aligned with them. A known value without effects (one a real CRM needed) is never generated."""
+    names = [name for name in KNOWN_VALUES[column] if name in effects]
+    return np.array(names), *(np.array(v) for v in zip(*(effects[name] for name in names), strict=True))
 
-EMPLOYEE_BANDS = np.array(["1-10", "11-50", "51-200", "201-1000", "1001-5000", "5000+"])
-EMPLOYEE_WEIGHTS = np.array([0.22, 0.26, 0.22, 0.16, 0.09, 0.05])
-EMPLOYEE_FIT = np.array([-0.8, -0.2, 0.4, 0.5, 0.2, -0.1])
-REVENUE_BANDS = np.array(["<1M", "1-10M", "10-50M", "50-250M", "250M+"])
 
-COUNTRIES = np.array(["US", "GB", "DE", "FR", "NL", "CA", "AU", "SE", "ES", "IN", "BR", "JP"])
-COUNTRY_WEIGHTS = np.array([0.34, 0.11, 0.09, 0.06, 0.04, 0.06, 0.05, 0.03, 0.04, 0.07, 0.06, 0.05])
-COUNTRY_FIT = np.array([0.2, 0.2, 0.1, 0.0, 0.1, 0.1, 0.0, 0.1, -0.1, -0.3, -0.3, -0.2])
+INDUSTRY_EFFECTS = {  # name: (weight, fit)
+    "software": (0.2, 0.6),
+    "financial_services": (0.12, 0.4),
+    "professional_services": (0.12, 0.3),
+    "healthcare": (0.1, 0.1),
+    "media": (0.07, 0.0),
+    "retail": (0.1, -0.1),
+    "manufacturing": (0.11, -0.1),
+    "logistics": (0.07, -0.2),
+    "education": (0.06, -0.4),
+    "government": (0.05, -0.5),
+}
+INDUSTRIES, INDUSTRY_WEIGHTS, INDUSTRY_FIT = _vocabulary("industry", INDUSTRY_EFFECTS)
+
+EMPLOYEE_EFFECTS = {  # band: (weight, fit)
+    "1-10": (0.22, -0.8),
+    "11-50": (0.26, -0.2),
+    "51-200": (0.22, 0.4),
+    "201-1000": (0.16, 0.5),
+    "1001-5000": (0.09, 0.2),
+    "5000+": (0.05, -0.1),
+}
+EMPLOYEE_BANDS, EMPLOYEE_WEIGHTS, EMPLOYEE_FIT = _vocabulary("employee_band", EMPLOYEE_EFFECTS)
+REVENUE_BANDS = np.array(KNOWN_VALUES["revenue_band"])  # ascending: drawn next to the employee band
+
+COUNTRY_EFFECTS = {  # ISO code: (weight, fit)
+    "US": (0.34, 0.2),
+    "GB": (0.11, 0.2),
+    "DE": (0.09, 0.1),
+    "FR": (0.06, 0.0),
+    "NL": (0.04, 0.1),
+    "CA": (0.06, 0.1),
+    "AU": (0.05, 0.0),
+    "SE": (0.03, 0.1),
+    "ES": (0.04, -0.1),
+    "IN": (0.07, -0.3),
+    "BR": (0.06, -0.3),
+    "JP": (0.05, -0.2),
+}
+COUNTRIES, COUNTRY_WEIGHTS, COUNTRY_FIT = _vocabulary("country", COUNTRY_EFFECTS)
 
 SENIORITY_FIT = {
     "c_level": 0.6,
@@ -145,23 +172,21 @@ TITLE_TEXT = np.array([t[0] for t in TITLES])
 TITLE_WEIGHTS = np.array([t[3] for t in TITLES], dtype=float)
 TITLE_FIT = np.array([SENIORITY_FIT[t[1]] + DEPARTMENT_FIT[t[2]] for t in TITLES])
 
-LEAD_SOURCES = np.array(
-    [
-        "organic_search",
-        "paid_search",
-        "paid_social",
-        "referral",
-        "event",
-        "outbound",
-        "content_download",
-        "partner",
-    ]
-)
-LEAD_SOURCE_WEIGHTS = np.array([0.24, 0.16, 0.14, 0.08, 0.08, 0.14, 0.1, 0.06])
-LEAD_SOURCE_INTENT = np.array([0.0, 0.1, -0.3, 0.6, 0.3, -0.5, -0.1, 0.4])
+LEAD_SOURCE_EFFECTS = {  # name: (weight, intent)
+    "organic_search": (0.24, 0.0),
+    "paid_search": (0.16, 0.1),
+    "paid_social": (0.14, -0.3),
+    "referral": (0.08, 0.6),
+    "event": (0.08, 0.3),
+    "outbound": (0.14, -0.5),
+    "content_download": (0.1, -0.1),
+    "partner": (0.06, 0.4),
+}
+LEAD_SOURCES, LEAD_SOURCE_WEIGHTS, LEAD_SOURCE_INTENT = _vocabulary("lead_source", LEAD_SOURCE_EFFECTS)
 
 # Event vocabulary. Codes index these arrays; strings are materialised inside DuckDB, which is far
-# cheaper than building 50M Python strings.
+# cheaper than building 50M Python strings. The generator's code says which code is which event, so
+# the names stay spelled out here; the first six are the known event types, the last two are not.
 EVENT_TYPES = [
     "email_send",
     "email_open",
@@ -239,6 +264,7 @@ CRM_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     ),
 }
 
+# Known values too (plan, opportunity_stage), spelled out because the code below indexes them by position.
 PLANS = np.array(["starter", "professional", "enterprise"])
 PLAN_PRICE_PER_SEAT = np.array([25.0, 55.0, 95.0])
 STAGES = ["prospecting", "qualification", "proposal", "negotiation", "closed_won", "closed_lost"]
@@ -1219,19 +1245,27 @@ def _event_chunks(company: SyntheticCompany, leads: _Leads) -> Iterator[pd.DataF
         yield frame
 
 
-def load_synthetic(con: duckdb.DuckDBPyConnection, config: SyntheticConfig | None = None) -> dict[str, int]:
+def load_synthetic(
+    con: duckdb.DuckDBPyConnection,
+    config: SyntheticConfig | None = None,
+    *,
+    allow_shrink: Collection[str] = (),
+    max_shrink: float = DEFAULT_MAX_SHRINK,
+    before_commit: Sequence[Hook] = (),
+) -> dict[str, int]:
     """Generate the company and replace schemas ``raw``, ``oracle`` and ``synthetic_crm`` in one transaction.
 
     Returns the row count of every raw table. A failure rolls everything back, so readers never see a
-    half-written source.
+    half-written source; so does a raw table that would shrink more than the volume guards allow
+    (:func:`ml.sources.landing.land`: regenerating a smaller company needs ``allow_shrink=["all"]``).
     """
     config = config or SyntheticConfig()
     t0 = time.perf_counter()
     company = SyntheticCompany(config)
     accounts = company.accounts()
     leads, contacts = company.leads(accounts)
-    con.execute("BEGIN TRANSACTION")
-    try:
+
+    def write_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("CREATE SCHEMA IF NOT EXISTS raw")
         con.execute("CREATE SCHEMA IF NOT EXISTS oracle")
         for table in RAW_TABLES:
@@ -1247,11 +1281,15 @@ def load_synthetic(con: duckdb.DuckDBPyConnection, config: SyntheticConfig | Non
             _insert(con, name, frame)
         _write_oracle(con, company, leads)
         _write_crm(con, crm.tables)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    counts = {t.name: con.execute(f"SELECT count(*) FROM raw.{t.name}").fetchall()[0][0] for t in RAW_TABLES}
+
+    counts = land(
+        con,
+        write_tables,
+        source=f"the synthetic company (seed {config.seed}, {config.n_accounts:,} accounts)",
+        allow_shrink=allow_shrink,
+        max_shrink=max_shrink,
+        before_commit=before_commit,
+    )
     log.info(
         "synthetic data (seed %s, %s accounts) landed in %.1fs: %s",
         config.seed,
