@@ -20,7 +20,7 @@ import duckdb
 
 from activation.errors import ActivationError
 from activation.mapping import DEFAULT_MAPPING_PATH
-from activation.sync import run_sync
+from activation.sync import SyncOptions, run_sync
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -38,6 +38,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     sync.add_argument("--mapping", type=Path, default=DEFAULT_MAPPING_PATH)
     sync.add_argument("--sandbox", type=Path, metavar="STATE", help="run against a local sandbox kept in STATE")
+    sync.add_argument("--force", action="store_true", help="sync even when most of what the CRM holds would be cleared")
+    sync.add_argument(
+        "--max-change-share", type=float, default=None, help="refuse when more than this share of records changes"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -52,8 +56,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed_from_warehouse(sandbox.app, conn)
             env.update(sandbox.env())
         try:
+            options = SyncOptions(force=args.force, max_change_fraction=args.max_change_share)
             reports = run_sync(
-                conn, args.destination, mapping=args.mapping, objects=args.objects, dry_run=args.dry_run, env=env
+                conn,
+                args.destination,
+                mapping=args.mapping,
+                objects=args.objects,
+                dry_run=args.dry_run,
+                env=env,
+                options=options,
             )
         except ActivationError as exc:
             print(f"error: {exc}", file=sys.stderr)

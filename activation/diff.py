@@ -11,6 +11,9 @@ from activation.destination import Address, OutgoingRecord
 from activation.encoding import payload_hash
 
 NEW, UPDATE, CLEAR = "new", "update", "clear"
+# A clear for a person who asked to be forgotten: once the CRM confirms it, the state row itself is deleted.
+ERASE = "erase"
+CLEARING = (CLEAR, ERASE)
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class Confirmed:
     payload_hash: str
     cleared: bool
     address: Address | None  # where the record was confirmed; a clear goes there
+    erased: bool = False  # the person was erased from the warehouse: clear the CRM, then forget the record
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,7 @@ class Plan:
 
     changes: tuple[OutgoingRecord, ...]
     unchanged: int
+    forget: tuple[str, ...] = ()  # erased keys with nothing left to clear: their state rows are deleted
 
     def count(self, action: str) -> int:
         return sum(1 for change in self.changes if change.action == action)
@@ -59,7 +64,8 @@ def plan_changes(
     Keys never confirmed are new, changed hashes updates. Keys confirmed before but no longer desired get the
     empty payload at their confirmed address (a clear) unless already cleared. ``keep`` holds keys that are
     still in the relation but cannot be addressed this run (their id vanished from the export): they are
-    neither sent nor cleared.
+    neither sent nor cleared. Erased people are cleared whatever ``clear_missing`` says (an erase), and
+    forgotten once nothing of theirs is left in the CRM.
     """
     changes: list[OutgoingRecord] = []
     unchanged = 0
@@ -71,15 +77,20 @@ def plan_changes(
         else:
             action = NEW if previous is None else UPDATE
             changes.append(OutgoingRecord(key, wanted.payload, digest, action, wanted.address))
-    if clear_missing:
-        empty = dict(empty_payload)
-        for key, previous in confirmed.items():
-            if key in desired or key in keep or previous.cleared or previous.address is None:
-                continue
+    empty = dict(empty_payload)
+    forget = []
+    for key, previous in confirmed.items():
+        if key in desired or key in keep:
+            continue
+        if previous.erased and (previous.cleared or previous.address is None):
+            forget.append(key)  # nothing of theirs is left in the CRM: only the state row remains
+        elif previous.erased or (clear_missing and not previous.cleared and previous.address is not None):
+            assert previous.address is not None
             digest = desired_hash(Desired(empty, previous.address))
-            changes.append(OutgoingRecord(key, empty, digest, CLEAR, previous.address))
+            action = ERASE if previous.erased else CLEAR
+            changes.append(OutgoingRecord(key, empty, digest, action, previous.address))
     changes.sort(key=lambda change: change.key)
-    return Plan(tuple(changes), unchanged)
+    return Plan(tuple(changes), unchanged, tuple(sorted(forget)))
 
 
 def shared_addresses(desired: Mapping[str, Desired]) -> dict[str, list[str]]:

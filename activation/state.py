@@ -19,7 +19,7 @@ import duckdb
 import pandas as pd
 
 from activation.destination import BY_ID, BY_KEY, Address, OutgoingRecord, RecordResult
-from activation.diff import CLEAR, Confirmed
+from activation.diff import CLEARING, ERASE, Confirmed
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.sync_state (
     crm_id VARCHAR,
     confirmed_at TIMESTAMP NOT NULL,
     run_id VARCHAR NOT NULL,
+    erased BOOLEAN NOT NULL DEFAULT false,
     PRIMARY KEY (destination, instance, object, record_key)
 );
 CREATE TABLE IF NOT EXISTS {SCHEMA}.rejects (
@@ -117,12 +118,14 @@ def ensure_tables(conn: duckdb.DuckDBPyConnection) -> None:
 def confirmed_state(conn: duckdb.DuckDBPyConnection, scope: StateScope) -> dict[str, Confirmed]:
     """What this CRM instance confirmed for each record of a mapping object."""
     rows = conn.execute(
-        f"SELECT record_key, payload_hash, cleared, crm_object, crm_id FROM {SCHEMA}.sync_state "
+        f"SELECT record_key, payload_hash, cleared, crm_object, crm_id, erased FROM {SCHEMA}.sync_state "
         "WHERE destination = ? AND instance = ? AND object = ?",
         scope.params,
     ).fetchall()
-    return {key: Confirmed(digest, cleared, _confirmed_address(key, crm_object, crm_id)) for key, digest, cleared,
-            crm_object, crm_id in rows}  # fmt: skip
+    return {
+        key: Confirmed(digest, cleared, _confirmed_address(key, crm_object, crm_id), erased)
+        for key, digest, cleared, crm_object, crm_id, erased in rows
+    }
 
 
 def _confirmed_address(key: str, crm_object: str, crm_id: str | None) -> Address:
@@ -166,10 +169,22 @@ class StateWriter:
     def add(self, record: OutgoingRecord, result: RecordResult) -> None:
         (self._confirmed if result.ok else self._rejected).append((record, result))
 
+    def forget(self, keys: Sequence[str]) -> None:
+        """Delete the state of erased people whose CRM fields are cleared: nothing of them stays here."""
+        frame = pd.DataFrame({"record_key": list(keys)}, dtype="object")
+        if len(frame):
+            where = "destination = ? AND instance = ? AND object = ?"
+            for table in ("sync_state", "rejects"):
+                sql = f"DELETE FROM {{table}} WHERE {where} AND record_key IN (SELECT record_key FROM {{frame}})"
+                self._write(frame, table, sql, self.scope.params)
+
     def flush(self) -> None:
         stamp = now()
         scope = self.scope
         where = "destination = ? AND instance = ? AND object = ?"
+        erased = [record.key for record, _ in self._confirmed if record.action == ERASE]
+        self._confirmed = [(r, res) for r, res in self._confirmed if r.action != ERASE]
+        self.forget(erased)
         if self._confirmed:
             frame = pd.DataFrame(
                 {
@@ -178,11 +193,12 @@ class StateWriter:
                     "object": scope.object,
                     "record_key": [r.key for r, _ in self._confirmed],
                     "payload_hash": [r.payload_hash for r, _ in self._confirmed],
-                    "cleared": [r.action == CLEAR for r, _ in self._confirmed],
+                    "cleared": [r.action in CLEARING for r, _ in self._confirmed],
                     "crm_object": [_crm_object(r) for r, _ in self._confirmed],
                     "crm_id": [_crm_id(r, res) for r, res in self._confirmed],
                     "confirmed_at": stamp,
                     "run_id": self.run_id,
+                    "erased": False,
                 },
                 dtype="object",
             )

@@ -49,6 +49,8 @@ from activation.destination import (
 )
 from activation.diff import (
     CLEAR,
+    CLEARING,
+    ERASE,
     NEW,
     UPDATE,
     Desired,
@@ -82,10 +84,13 @@ class SyncOptions:
     flush_every: int = 1_000  # confirmed records buffered before writing them to the warehouse
     sample_size: int = 3  # sample payloads per action in reports
     # Clearing most of what the CRM holds usually means an upstream failure (an empty export, a broken
-    # model), not "empty every score": such a run stops and asks (allow_mass_clear proceeds).
-    allow_mass_clear: bool = False
+    # model), not "empty every score": such a run stops and asks (force proceeds). The same can hold for
+    # changes (an export that zeroes every LTV); lead scores change wholesale when a model is promoted, so
+    # that guard is off unless a share is set.
+    force: bool = False
     max_clear_fraction: float = 0.5  # of the records currently holding leadscore's values
-    mass_clear_floor: int = 10  # fewer clears than this never count as mass
+    max_change_fraction: float | None = None
+    mass_change_floor: int = 10  # fewer records than this never count as mass
 
 
 @dataclass
@@ -305,7 +310,7 @@ class _Run:
         report = self.report
         for record, result in outcome.results:
             report.sent += sent
-            if record.action == CLEAR and result.error_code in MOOT_CLEAR_CODES:
+            if record.action in CLEARING and result.error_code in MOOT_CLEAR_CODES:
                 # The record is gone from the CRM, or can no longer be written (a converted Lead): there is
                 # nothing left to clear, and nothing to retry.
                 log.info("%s %s: %s can no longer be written (%s); nothing to clear", report.destination,
@@ -316,7 +321,7 @@ class _Run:
                 report.failed += 1
                 report.not_found += result.not_found
                 log.warning("%s %s rejected %s: %s", report.destination, report.crm_object, record.key, result.message)
-            elif record.action == CLEAR:
+            elif record.action in CLEARING:
                 report.cleared += 1
             elif result.created:
                 report.created += 1
@@ -380,19 +385,26 @@ def _send_batches(destination: Destination, obj: ObjectMapping, changes: Sequenc
             raise fatal
 
 
-def _refuse_mass_clear(planned: Planned, report: SyncReport, options: SyncOptions, obj: ObjectMapping) -> None:
-    """Stop before clearing most of what the CRM holds: that is usually an upstream failure."""
-    to_clear = report.to_clear
-    if options.allow_mass_clear or not to_clear:
+def _refuse_mass_change(planned: Planned, report: SyncReport, options: SyncOptions, obj: ObjectMapping) -> None:
+    """Stop before clearing (or, when configured, changing) most of what the CRM holds: that is usually an
+    upstream failure. Clears of erased people are deliberate and never count."""
+    if options.force:
         return
-    everything = report.desired == 0
-    most = to_clear >= options.mass_clear_floor and to_clear > options.max_clear_fraction * planned.active
-    if everything or most:
-        what = "has no rows to sync" if everything else f"lost {to_clear} of the {planned.active} synced records"
+    clears = planned.plan.count(CLEAR)
+    changes = planned.plan.count(UPDATE)
+    active, floor = planned.active, options.mass_change_floor
+    problem = None
+    if clears and report.desired == 0:
+        problem = f"{obj.relation!r} has no rows to sync, which would clear leadscore's fields on {clears} records"
+    elif clears >= floor and clears > options.max_clear_fraction * active:
+        problem = f"{obj.relation!r} lost {clears} of the {active} synced records: their fields would be cleared"
+    elif changes >= floor and changes > (options.max_change_fraction or float("inf")) * active:
+        problem = f"{changes} of the {active} synced records of {obj.relation!r} would change"
+    if problem:
         raise ConfigurationError(
-            f"{obj.relation!r} {what}, which would clear leadscore's fields on {to_clear} records in "
-            f"{report.destination}; refusing (likely an upstream failure: an empty or partial export, a failed "
-            "model). Check the warehouse, then pass allow_mass_clear to proceed."
+            f"{problem} in {report.destination}; refusing (likely an upstream failure: an empty or partial "
+            "export, a failed model). Check the warehouse, then sync with --force (SyncOptions(force=True), "
+            "the crm resource's force setting) to proceed."
         )
 
 
@@ -435,15 +447,17 @@ def sync_object(
         planned = build_plan(conn, destination, obj, target, scope)
         plan = planned.plan
         report.desired, report.unmatched, report.failed = planned.desired, planned.unmatched, len(planned.invalid)
-        report.to_send_new, report.to_update, report.to_clear = (plan.count(a) for a in (NEW, UPDATE, CLEAR))
+        report.to_send_new, report.to_update = plan.count(NEW), plan.count(UPDATE)
+        report.to_clear = plan.count(CLEAR) + plan.count(ERASE)
         report.unchanged = plan.unchanged
         if planned.unmatched:
             log.info("%s %s: %d rows have no CRM record id%s; they are not sent", destination.name, target.object,
                      planned.unmatched, " nor e-mail" if target.match_email else "")  # fmt: skip
-        _refuse_mass_clear(planned, report, options, obj)
+        _refuse_mass_change(planned, report, options, obj)
         if dry_run:
             report.samples = samples(plan.changes, options.sample_size)
         else:
+            writer.forget(plan.forget)
             pending = [c.key for c in plan.changes] + [record.key for record, _ in planned.invalid]
             forget_resolved_rejects(conn, scope, pending)
             for record, result in planned.invalid:

@@ -46,7 +46,7 @@ def sync(
         if not ready:
             return MaterializeResult(metadata=metadata)
         with crm.open(destination, con, context.log) as client:
-            reports = run_sync(con, client, mapping=mapping, objects=ready)
+            reports = run_sync(con, client, mapping=mapping, objects=ready, options=crm.sync_options())
     for report in reports:
         context.log.info(
             f"{report.mapping_object} -> {destination} {report.instance} {report.crm_object}: {report.status}, "

@@ -11,10 +11,11 @@ import duckdb
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
-from activation import ConfigurationError, make_destination
+from activation import ConfigurationError, SyncOptions, make_destination
 from activation.destination import Destination
 from activation.mapping import DESTINATIONS
 from ml import warehouse
+from ml.sources.landing import DEFAULT_MAX_SHRINK, allowed_to_shrink, check_max_shrink
 from ml.sources.synthetic import SCALES
 
 SOURCE_ENV = "LEADSCORE_SOURCE"  # synthetic (default) | files
@@ -22,6 +23,8 @@ SOURCE_DIR_ENV = "LEADSCORE_SOURCE_DIR"  # folder of exports, for files
 SCALE_ENV = "LEADSCORE_SYNTHETIC_SCALE"  # accounts, or tiny/small/bench
 SEED_ENV = "LEADSCORE_SYNTHETIC_SEED"
 END_DATE_ENV = "LEADSCORE_SYNTHETIC_END_DATE"
+ALLOW_SHRINK_ENV = "LEADSCORE_ALLOW_SHRINK"  # raw tables a load may empty or shrink a lot, comma-separated, or all
+MAX_SHRINK_ENV = "LEADSCORE_MAX_SHRINK"  # share of a raw table's rows a load may drop (default 0.5)
 
 
 class WarehouseResource(ConfigurableResource):
@@ -41,6 +44,10 @@ class SourcesResource(ConfigurableResource):
     synthetic_scale: int = SCALES["small"]
     synthetic_seed: int = 7
     synthetic_end_date: str = ""  # last day of history; empty: yesterday (UTC)
+    # Volume guards of the landing step (ml/sources/landing.py): tables (or "all") that may shrink anyway, and
+    # the share of a table's rows a load may drop before it is refused.
+    allow_shrink: list[str] = Field(default_factory=list)
+    max_shrink: float = DEFAULT_MAX_SHRINK
 
 
 def sources_from_env(environ: Mapping[str, str]) -> SourcesResource:
@@ -53,12 +60,23 @@ def sources_from_env(environ: Mapping[str, str]) -> SourcesResource:
         raise ValueError(f"{SOURCE_ENV}=files needs {SOURCE_DIR_ENV}, the folder of exports")
     scale_text = environ.get(SCALE_ENV, "small")
     scale = SCALES[scale_text] if scale_text in SCALES else int(scale_text)
+    allow_shrink = [name.strip().lower() for name in environ.get(ALLOW_SHRINK_ENV, "").split(",") if name.strip()]
+    try:
+        allowed_to_shrink(allow_shrink)
+    except ValueError as exc:
+        raise ValueError(f"{ALLOW_SHRINK_ENV}: {exc}") from None
+    try:
+        max_shrink = check_max_shrink(environ.get(MAX_SHRINK_ENV, "").strip() or DEFAULT_MAX_SHRINK)
+    except ValueError as exc:
+        raise ValueError(f"{MAX_SHRINK_ENV}: {exc}") from None
     return SourcesResource(
         kind=kind,
         files_dir=files_dir,
         synthetic_scale=scale,
         synthetic_seed=int(environ.get(SEED_ENV, "7")),
         synthetic_end_date=environ.get(END_DATE_ENV, ""),
+        allow_shrink=allow_shrink,
+        max_shrink=max_shrink,
     )
 
 
@@ -98,6 +116,10 @@ class CrmResource(ConfigurableResource):
 
     mode: str = "sandbox"
     destinations: list[str] = Field(default_factory=lambda: list(DESTINATIONS))
+    # Sync even when most of what a CRM holds would be cleared (set it in the Launchpad for one run, after
+    # checking the warehouse); max_change_share also refuses wholesale changes when set.
+    force: bool = False
+    max_change_share: float | None = None
     sandbox_state: str = str(DEFAULT_SANDBOX_STATE)
     # Names (never values) of CRM credentials set in the environment while in sandbox mode.
     credentials_in_environment: list[str] = Field(default_factory=list)
@@ -105,6 +127,9 @@ class CrmResource(ConfigurableResource):
     settings: dict[str, str] = Field(default_factory=dict)
     hubspot_access_token: str | None = None
     salesforce_client_secret: str | None = None
+
+    def sync_options(self) -> SyncOptions:
+        return SyncOptions(force=self.force, max_change_fraction=self.max_change_share)
 
     def live_values(self, destination: str) -> dict[str, str]:
         """The values a live client is built from, under the variable names its messages use."""

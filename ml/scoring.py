@@ -199,6 +199,12 @@ def write_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame, as_of: dt
     try:
         con.execute(LEAD_SCORES_DDL)
         con.execute("DELETE FROM main.lead_scores WHERE as_of = ?", [as_of])
+        # A lead deleted or merged away in the CRM (gone from the current leads) leaves the score history too.
+        if warehouse.table_exists(con, "main", "lead_crm_ids"):
+            con.execute(
+                "DELETE FROM main.lead_scores AS s WHERE NOT EXISTS "
+                "(SELECT 1 FROM main.lead_crm_ids AS c WHERE c.lead_id = s.lead_id)"
+            )
         con.register("_new_scores", frame)
         con.execute(
             f"INSERT INTO main.lead_scores SELECT {', '.join(OUTPUT_COLUMNS)}, now()::TIMESTAMP FROM _new_scores"

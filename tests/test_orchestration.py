@@ -141,6 +141,17 @@ def test_sources_from_env():
         sources_from_env({"LEADSCORE_SOURCE": "files"})
     with pytest.raises(ValueError, match="synthetic"):
         sources_from_env({"LEADSCORE_SOURCE": "s3"})
+    # The volume guards of the landing step (the asset passes them on: tests/test_landing.py).
+    default = sources_from_env({})
+    assert (default.allow_shrink, default.max_shrink) == ([], 0.5)
+    guarded = sources_from_env({"LEADSCORE_ALLOW_SHRINK": "payments, Invoices", "LEADSCORE_MAX_SHRINK": "0.8"})
+    assert (guarded.allow_shrink, guarded.max_shrink) == (["payments", "invoices"], 0.8)
+    assert sources_from_env({"LEADSCORE_ALLOW_SHRINK": "all"}).allow_shrink == ["all"]
+    with pytest.raises(ValueError, match="LEADSCORE_ALLOW_SHRINK"):
+        sources_from_env({"LEADSCORE_ALLOW_SHRINK": "payment"})
+    for bad in ("50%", "1.5"):
+        with pytest.raises(ValueError, match="LEADSCORE_MAX_SHRINK"):
+            sources_from_env({"LEADSCORE_MAX_SHRINK": bad})
 
 
 def test_translator_keys_and_groups():
@@ -237,7 +248,9 @@ def test_a_seven_day_backfill_from_the_cli_writes_those_days_once(tmp_path, use_
         days = as_of_days(warehouse)
         assert days == [f"2026-06-0{d}" for d in range(1, 8)] + ["2026-06-29"], f"attempt {attempt}"
         fingerprint = query(
-            warehouse, "SELECT as_of, count(*), sum(hash(f)) FROM lead_features f GROUP BY 1 ORDER BY 1"
+            warehouse,
+            "SELECT as_of, count(*), sum(hash(f)) FROM (SELECT * EXCLUDE (built_by_invocation) FROM lead_features) f "
+            "GROUP BY 1 ORDER BY 1",
         )
         if attempt == 0:
             first = fingerprint

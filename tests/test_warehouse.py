@@ -127,7 +127,11 @@ def test_a_planted_leak_is_caught_by_the_point_in_time_test(tmp_path, warehouse_
 
 
 def day_fingerprints(path: Path, table: str) -> dict:
-    return dict(query(path, f"SELECT as_of, (count(*), sum(hash(t))) FROM {table} AS t GROUP BY as_of"))
+    """Per as_of day, the row count and a hash of every value (but which dbt run wrote the row)."""
+    columns = "* EXCLUDE (built_by_invocation)" if table == "lead_features" else "*"
+    return dict(
+        query(path, f"SELECT as_of, (count(*), sum(hash(t))) FROM (SELECT {columns} FROM {table}) AS t GROUP BY as_of")
+    )
 
 
 def test_a_partition_run_writes_exactly_its_days_and_is_idempotent(warehouse_copy):
@@ -147,3 +151,106 @@ def test_a_partition_run_writes_exactly_its_days_and_is_idempotent(warehouse_cop
 
 def test_docs_generate(warehouse_copy):
     run_dbt(warehouse_copy, "docs", "generate")
+
+
+def test_real_descriptive_values_pass_as_other_with_a_warning_and_are_reported(tmp_path, tiny_raw_warehouse):
+    """A real CRM's own industries, countries, bands and lead sources are not in the known lists: the
+    first build still succeeds, their rows reach the marts as `other` (`unknown` when empty), a warning
+    counts them per column and staging.unknown_values names each raw value. Event types stay strict."""
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy(tiny_raw_warehouse, path)
+    with duckdb.connect(str(path)) as con:
+        con.execute("""
+            UPDATE raw.accounts SET industry = 'Biotechnology', country = 'Mexico' WHERE account_id = 'A-0000001';
+            UPDATE raw.accounts SET industry = 'Aerospace & Defense', country = NULL, employee_band = '10,000+'
+                WHERE account_id = 'A-0000002';
+            UPDATE raw.accounts SET industry = ' Financial Services ', country = 'mx' WHERE account_id = 'A-0000003';
+            UPDATE raw.contacts SET lead_source = 'Trade Show' WHERE account_id = 'A-0000001';
+            INSERT INTO raw.marketing_events VALUES
+                (-1, 'L-0000001', ' PAGEVIEW ', '/pricing', TIMESTAMP '2026-01-01', TIMESTAMP '2026-01-02'),
+                (-2, 'L-0000001', 'Page View', '/pricing', TIMESTAMP '2026-01-01', TIMESTAMP '2026-01-02');
+        """)
+        trade_show = con.execute("SELECT count(*) FROM raw.contacts WHERE lead_source = 'Trade Show'").fetchall()[0][0]
+    result = run_dbt(path, "build")  # fails the test if anything errors
+
+    outcomes = {
+        r["unique_id"].split(".")[2]: (r["status"], r["failures"])
+        for r in json.loads((path.parent / "dbt-dbt/target/run_results.json").read_text())["results"]
+        if r["unique_id"].startswith("test.")
+    }
+    assert outcomes["no_other_values_stg_accounts_industry"] == ("warn", 2)
+    assert outcomes["no_other_values_stg_accounts_country"] == ("warn", 1)
+    assert outcomes["no_other_values_stg_accounts_employee_band"] == ("warn", 1)
+    assert outcomes["no_other_values_stg_contacts_lead_source"][0] == "warn"
+    assert "WARN" in result.stdout
+
+    report = {
+        (t, c, v): n
+        for t, c, v, n in query(path, "SELECT * FROM staging.unknown_values WHERE column_name <> 'department'")
+    }
+    quarantined_trade_show = query(
+        path,
+        """SELECT count(*) FROM staging.quarantine
+           WHERE source_table = 'contacts' AND raw_row->>'lead_source' = 'Trade Show'""",
+    )[0][0]
+    assert report == {
+        ("accounts", "industry", "Biotechnology"): 1,
+        ("accounts", "industry", "Aerospace & Defense"): 1,
+        ("accounts", "country", "Mexico"): 1,
+        ("accounts", "employee_band", "10,000+"): 1,
+        ("contacts", "lead_source", "Trade Show"): trade_show - quarantined_trade_show,
+    }
+    accounts = {
+        a: (i, c, b)
+        for a, i, c, b in query(
+            path,
+            """SELECT account_id, industry, country, employee_band FROM intermediate.int_accounts
+               WHERE account_id IN ('A-0000001', 'A-0000002', 'A-0000003')""",
+        )
+    }
+    assert accounts["A-0000001"][:2] == ("other", "other")
+    assert accounts["A-0000002"] == ("other", "unknown", "other")
+    assert accounts["A-0000003"][:2] == ("financial_services", "MX"), "cleaned, every ISO code known, not reported"
+    assert not query(path, "SELECT 1 FROM staging.quarantine WHERE record_id IN ('A-0000001', 'A-0000002')")
+    assert query(path, "SELECT count(*) FROM account_metrics WHERE account_id IN ('A-0000001', 'A-0000002')")[0][0] == 2
+    features = query(
+        path,
+        """SELECT count(*), count(*) FILTER (WHERE industry = 'other' AND country = 'other'
+                                              AND lead_source IN ('other', 'unknown'))
+           FROM lead_features WHERE account_id = 'A-0000001'""",
+    )[0]
+    assert features[0] > 0 and features[0] == features[1]
+    assert query(path, "SELECT count(*) FROM staging.stg_contacts WHERE lead_source = 'other'")[0][0] > 0
+    # an event type the features cannot count is still quarantined; another spelling of a known one is cleaned
+    assert dict(query(path, "SELECT record_id, reason FROM staging.quarantine WHERE record_id IN ('-1', '-2')")) == {
+        "-1": "unknown event_type"
+    }
+    assert query(path, "SELECT event_type FROM staging.stg_marketing_events WHERE event_id = -2") == [("page_view",)]
+
+
+def test_synonyms_map_other_spellings_to_known_values(warehouse_copy):
+    """var value_synonyms: the generator's `pageview` events count as page views, `sms_send` stays
+    quarantined; a synonym of a descriptive value is its known value, not `other`."""
+    with duckdb.connect(str(warehouse_copy)) as con:
+        con.execute("UPDATE raw.accounts SET industry = 'Biotechnology' WHERE account_id = 'A-0000001'")
+    synonyms = {"event_type": {"pageview": "page_view"}, "industry": {"biotechnology": "healthcare"}}
+    vars_ = json.dumps({"value_synonyms": synonyms})
+    run_dbt(warehouse_copy, "build", "--select", "staging", "quarantine", "--vars", vars_)
+    quarantined = dict(
+        query(
+            warehouse_copy,
+            """SELECT raw_row->>'event_type', count(*) FROM staging.quarantine
+               WHERE reason = 'unknown event_type' GROUP BY ALL""",
+        )
+    )
+    assert set(quarantined) == {"sms_send"}
+    pageviews = query(
+        warehouse_copy,
+        """SELECT count(*) FROM staging.stg_marketing_events AS e
+           JOIN raw.marketing_events AS r USING (event_id) WHERE r.event_type = 'pageview'""",
+    )[0][0]
+    assert pageviews > 0
+    assert query(warehouse_copy, "SELECT industry FROM staging.stg_accounts WHERE account_id = 'A-0000001'") == [
+        ("healthcare",)
+    ]
+    assert not query(warehouse_copy, "SELECT 1 FROM staging.unknown_values WHERE column_name = 'industry'")

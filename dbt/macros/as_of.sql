@@ -42,7 +42,9 @@
 {#-
   converted_90d: 1 if the lead converted in the horizon after its cutoff, 0 if not, null while that
   window is still open (its end is after the last complete day of data). Rows are inserted once, so
-  this post-hook closes the labels of older rows whose window has closed since.
+  this post-hook brings the labels of older rows up to date: it closes those whose window has closed since,
+  and corrects any that the current export contradicts (an opportunity's close date corrected, a deal
+  reverted). A label is an outcome, not a point-in-time feature: training wants the truth as known now.
 -#}
 {% macro label_expression(as_of, converted_at, data_through) -%}
   case
@@ -58,6 +60,5 @@
   set converted_90d = {{ label_expression('f.as_of', 'l.converted_at', 'w.data_through') }}
   from {{ ref('int_leads') }} as l, {{ ref('int_data_window') }} as w
   where f.lead_id = l.lead_id
-    and f.converted_90d is null
-    and f.as_of + {{ var('label_horizon_days') }} <= w.data_through
+    and f.converted_90d is distinct from {{ label_expression('f.as_of', 'l.converted_at', 'w.data_through') }}
 {%- endmacro %}

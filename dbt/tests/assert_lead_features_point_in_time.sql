@@ -2,15 +2,19 @@
 -- No feature row uses anything at or after its cutoff (the close of as_of): recompute window counts
 -- from the raw event timestamps - happened AND loaded before the cutoff - and compare. This uses the
 -- events themselves, not int_lead_daily_activity, so a leak anywhere in the feature path shows up
--- (tests/test_warehouse.py plants one to prove it). Checked on the latest three as-of days to stay
--- cheap on big warehouses.
-with checked_days as (
-    select distinct as_of from {{ ref('lead_features') }} order by as_of desc limit 3
+-- (tests/test_warehouse.py plants one to prove it). Checked on the rows this dbt run built (older rows
+-- were built from older exports, which may since have lost deleted or merged records' events), on their
+-- latest three as-of days to stay cheap on big warehouses.
+with built_now as (
+    select * from {{ ref('lead_features') }} where built_by_invocation = '{{ invocation_id }}'
+),
+checked_days as (
+    select distinct as_of from built_now order by as_of desc limit 3
 ),
 rows as (
     select f.lead_id, f.as_of, f.page_views_90d, f.touches_7d, f.email_sends_30d, f.pricing_views_7d,
            f.as_of + interval 1 day as cutoff
-    from {{ ref('lead_features') }} as f
+    from built_now as f
     join checked_days using (as_of)
 ),
 recomputed as (

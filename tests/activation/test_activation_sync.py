@@ -237,7 +237,7 @@ def test_an_empty_or_mostly_missing_relation_does_not_wipe_the_crm(
     warehouse.execute("DELETE FROM lead_scores")
     with pytest.raises(ConfigurationError, match="has no rows to sync"):
         sync_object(warehouse, client, leads)
-    assert sync_object(warehouse, client, leads, options=SyncOptions(allow_mass_clear=True)).cleared == 30
+    assert sync_object(warehouse, client, leads, options=SyncOptions(force=True)).cleared == 30
 
 
 def test_dry_run_sends_nothing_and_reports_samples(
@@ -774,3 +774,46 @@ def test_an_emptied_text_is_emptied_on_both_salesforce_paths(
     assert sync_object(warehouse, client, leads).updated == 3
     record = crm_salesforce(sandbox, "Lead")[salesforce_lead_id(1)]
     assert "Leadscore_Tier__c" not in record and "Leadscore_Reasons__c" not in record
+
+
+# --- erasure --------------------------------------------------------------------------------------------
+def test_an_erased_person_is_cleared_in_the_crm_then_forgotten(
+    sandbox, hubspot_client, warehouse, leads_table, company, mapping, crm_hubspot
+) -> None:
+    """The warehouse erased two people (ml.sources.governance marks their state); one had already been
+    cleared (consent withdrawn). The sync empties the other's fields, then no row of either is left."""
+    leads_table(warehouse, 5)
+    company(sandbox, leads=5)
+    client, leads = hubspot_client(sandbox), mapping.object("leads")
+    sync_object(warehouse, client, leads)
+    warehouse.execute("DELETE FROM lead_scores WHERE lead_id = 'L-0000003'")
+    sync_object(warehouse, client, leads)  # L-3 withdrew consent: cleared, its state row kept
+    erased = ("L-0000002", "L-0000003")
+    for table in ("lead_scores", "lead_crm_ids"):
+        warehouse.execute(f"DELETE FROM {table} WHERE lead_id IN {erased}")
+    warehouse.execute(f"UPDATE activation.sync_state SET erased = true WHERE record_key IN {erased}")
+    dry = sync_object(warehouse, client, leads, dry_run=True)
+    assert [s["action"] for s in dry.samples] == ["erase"]
+    report = sync_object(warehouse, client, leads)
+    assert (report.to_clear, report.cleared, report.failed) == (1, 1, 0)
+    assert not any(p.startswith("leadscore_") for p in crm_hubspot(sandbox, "contacts")[hubspot_contact_id(2)])
+    keys = {k for (k,) in warehouse.execute("SELECT record_key FROM activation.sync_state").fetchall()}
+    assert keys == {"L-0000000", "L-0000001", "L-0000004"}, "nothing of the erased people stays"
+    assert sync_object(warehouse, client, leads).sent == 0
+
+
+def test_erasures_are_cleared_even_where_departed_records_are_not(
+    sandbox, hubspot_client, warehouse, leads_table, company, mapping
+) -> None:
+    """clear_when_missing: false keeps departed records' values, never an erased person's."""
+    import dataclasses
+
+    leads_table(warehouse, 3)
+    company(sandbox, leads=3)
+    client = hubspot_client(sandbox)
+    leads = dataclasses.replace(mapping.object("leads"), clear_when_missing=False)
+    sync_object(warehouse, client, leads)
+    warehouse.execute("DELETE FROM lead_scores WHERE lead_id IN ('L-0000000', 'L-0000001')")
+    warehouse.execute("UPDATE activation.sync_state SET erased = true WHERE record_key = 'L-0000001'")
+    report = sync_object(warehouse, client, leads)
+    assert (report.to_clear, report.cleared) == (1, 1)

@@ -452,3 +452,14 @@ def test_state_of_the_first_design_is_kept_aside_in_one_step() -> None:
     assert conn.execute("SELECT count(*) FROM activation.sync_state").fetchone()[0] == 0
     ensure_tables(conn)  # idempotent: the new state is not moved aside again
     assert conn.execute("SELECT count(*) FROM activation.sync_state_v1").fetchone()[0] == 1
+
+
+def test_erased_people_are_erased_then_forgotten_whatever_clear_missing_says() -> None:
+    confirmed = {
+        "live": seen({"s": "1"}, at("1"), cleared=False),
+        "erased": Confirmed(desired_hash(Desired({"s": "2"}, at("2"))), False, at("2"), erased=True),
+        "erased_cleared": Confirmed("x", True, at("3"), erased=True),
+    }
+    plan = plan_changes({"live": want({"s": "1"}, at("1"))}, confirmed, {"s": ""}, clear_missing=False)
+    assert [(c.key, c.action, c.address) for c in plan.changes] == [("erased", "erase", at("2"))]
+    assert plan.forget == ("erased_cleared",)

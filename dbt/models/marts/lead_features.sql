@@ -5,7 +5,10 @@
         unique_key='as_of',
         on_schema_change='append_new_columns',
         tags=['daily_history'],
-        post_hook="{{ refresh_closed_labels() }}",
+        post_hook=[
+            "{{ delete_departed([('lead_id', 'int_leads'), ('account_id', 'int_accounts')]) }}",
+            "{{ refresh_closed_labels() }}",
+        ],
     )
 }}
 {#-
@@ -101,7 +104,10 @@ select
     m.product_events_30d as account_product_events_30d,
     m.marketing_touches_30d as account_marketing_touches_30d,
     -- label
-    {{ label_expression('o.as_of', 'l.converted_at', 'w.data_through') }} as converted_90d
+    {{ label_expression('o.as_of', 'l.converted_at', 'w.data_through') }} as converted_90d,
+    -- which dbt run built the row: the point-in-time test checks rows against the raw data they were built
+    -- from, which later exports may have changed (deleted events, merged records)
+    '{{ invocation_id }}' as built_by_invocation
 from open_leads as o
 join {{ ref('int_leads') }} as l on l.lead_id = o.lead_id
 cross join data_window as w
