@@ -1,4 +1,11 @@
-"""Resources: the warehouse (one env var for dbt and Python), where raw data comes from, and the CRMs."""
+"""Resources: the warehouse (one env var for dbt and Python), where raw data comes from, MLflow, the
+training budget, and the CRMs.
+
+Configuration enters here (``EnvVar`` fields, or ``*_from_env(environ)`` builders the definitions call
+with the process environment) and reaches ``ml/`` and ``activation/`` as values: the libraries never
+read the environment. Every field shows in the Launchpad with its description and can be overridden for
+one run there.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +22,14 @@ from activation import ConfigurationError, SyncOptions, make_destination
 from activation.destination import Destination
 from activation.mapping import DESTINATIONS
 from ml import warehouse
+from ml.registry import EXPERIMENT, MODEL_NAME, TRACKING_ENV, MlflowSettings
 from ml.sources.landing import DEFAULT_MAX_SHRINK, allowed_to_shrink, check_max_shrink
 from ml.sources.synthetic import SCALES
+from ml.split import SplitConfig
+from ml.train import NIGHTLY_TIMEOUT_S, NIGHTLY_TRIALS, TrainConfig
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = REPO / "data"  # the embedded default's home (git-ignored)
 
 SOURCE_ENV = "LEADSCORE_SOURCE"  # synthetic (default) | files
 SOURCE_DIR_ENV = "LEADSCORE_SOURCE_DIR"  # folder of exports, for files
@@ -33,7 +46,109 @@ class WarehouseResource(ConfigurableResource):
     path: str
 
     def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-        return warehouse.connect(read_only=read_only, path=Path(self.path))
+        return warehouse.connect(Path(self.path), read_only=read_only)
+
+
+DEFAULT_TRACKING_URI = f"sqlite:///{DATA_DIR / 'mlflow.db'}"
+DEFAULT_MLFLOW_UI = "http://127.0.0.1:5000"
+
+
+class MlflowResource(ConfigurableResource):
+    """The MLflow tracking store and model registry the model is trained into and scored from."""
+
+    tracking_uri: str = Field(
+        default=DEFAULT_TRACKING_URI,
+        description="MLflow tracking and registry URI (env MLFLOW_TRACKING_URI). A SQLite store keeps its "
+        "artifacts in mlartifacts/ beside the database file.",
+    )
+    experiment: str = Field(default=EXPERIMENT, description="MLflow experiment of the nightly training runs.")
+    ui_url: str = Field(
+        default=DEFAULT_MLFLOW_UI,
+        description="Base URL of the MLflow UI, for the links on the model's materializations (`make mlflow`).",
+    )
+    allow_new_registry: bool = Field(
+        default=False,
+        description="Train even though the warehouse's scores name a model version this store lacks (the store "
+        "was lost or swapped): version numbers restart and the first new model becomes champion without a gate. "
+        "Set it for one run, after restoring the store proved impossible.",
+    )
+
+    def settings(self) -> MlflowSettings:
+        return MlflowSettings(tracking_uri=self.tracking_uri, experiment=self.experiment)
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        """The MLflow UI page of a run."""
+        return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def version_url(self, version: str) -> str:
+        """The MLflow UI page of a registered version of the model."""
+        return f"{self.ui_url.rstrip('/')}/#/models/{MODEL_NAME}/versions/{version}"
+
+
+def mlflow_from_env(environ: Mapping[str, str]) -> MlflowResource:
+    """The tracking URI from ``MLFLOW_TRACKING_URI`` (an ``EnvVar``, resolved when a run starts) when it is
+    set, else the embedded default ``sqlite:///<repo>/data/mlflow.db``."""
+    if environ.get(TRACKING_ENV):
+        return MlflowResource(tracking_uri=EnvVar(TRACKING_ENV))
+    return MlflowResource()
+
+
+TRIALS_ENV, TIMEOUT_ENV = "LEADSCORE_OPTUNA_TRIALS", "LEADSCORE_OPTUNA_TIMEOUT_S"
+
+
+def default_study_dir(tracking_uri: str) -> Path:
+    """Where the Optuna studies live by default: ``optuna/`` beside a SQLite MLflow store (both are the
+    model's history and move together; tests that isolate MLflow isolate the studies too), else
+    ``<repo>/data/optuna``."""
+    if tracking_uri.startswith("sqlite:///"):
+        return Path(tracking_uri.removeprefix("sqlite:///")).expanduser().resolve().parent / "optuna"
+    return DATA_DIR / "optuna"
+
+
+class TrainingResource(ConfigurableResource):
+    """The nightly tuning budget, where the Optuna study is kept (so an interrupted run resumes it), and the
+    least training data a model is trained on (below it training is skipped and the champion stays)."""
+
+    n_trials: int = Field(
+        default=NIGHTLY_TRIALS, description="Optuna trials per nightly training (env LEADSCORE_OPTUNA_TRIALS)."
+    )
+    timeout_s: float = Field(
+        default=NIGHTLY_TIMEOUT_S,
+        description="Seconds the tuning may take; whichever of trials and time ends first stops it "
+        "(env LEADSCORE_OPTUNA_TIMEOUT_S).",
+    )
+    study_dir: str = Field(
+        default="",
+        description="Folder of the Optuna study database (studies.db). Empty: optuna/ beside the SQLite MLflow "
+        "store (data/optuna by default), or data/optuna under the repo for a remote tracking server.",
+    )
+
+    min_leads: int = Field(
+        default=SplitConfig.min_leads, description="Fewest leads in the training window; fewer: training is skipped."
+    )
+    min_conversions: int = Field(
+        default=SplitConfig.min_conversions,
+        description="Fewest conversions in the training window; fewer: training is skipped.",
+    )
+
+    def split_config(self) -> SplitConfig:
+        return SplitConfig(min_leads=self.min_leads, min_conversions=self.min_conversions)
+
+    def train_config(self, tracking_uri: str) -> TrainConfig:
+        study_dir = Path(self.study_dir).expanduser().resolve() if self.study_dir else default_study_dir(tracking_uri)
+        return TrainConfig(n_trials=self.n_trials, timeout_s=self.timeout_s, study_dir=study_dir)
+
+
+def training_from_env(environ: Mapping[str, str]) -> TrainingResource:
+    """The nightly budget from ``LEADSCORE_OPTUNA_TRIALS`` / ``_TIMEOUT_S`` (defaults 12 / 240 s)."""
+    try:
+        n_trials = int(environ.get(TRIALS_ENV, "").strip() or NIGHTLY_TRIALS)
+        timeout_s = float(environ.get(TIMEOUT_ENV, "").strip() or NIGHTLY_TIMEOUT_S)
+    except ValueError as exc:
+        raise ValueError(f"{TRIALS_ENV} must be a whole number and {TIMEOUT_ENV} a number of seconds: {exc}") from None
+    if n_trials < 1 or timeout_s <= 0:
+        raise ValueError(f"{TRIALS_ENV} must be at least 1 and {TIMEOUT_ENV} positive")
+    return TrainingResource(n_trials=n_trials, timeout_s=timeout_s)
 
 
 class SourcesResource(ConfigurableResource):
@@ -83,7 +198,7 @@ def sources_from_env(environ: Mapping[str, str]) -> SourcesResource:
 CRM_ENV = "LEADSCORE_CRM"  # sandbox (the embedded default) | live
 CRM_DESTINATIONS_ENV = "LEADSCORE_CRM_DESTINATIONS"  # which CRMs to sync, comma-separated
 SANDBOX_STATE_ENV = "LEADSCORE_CRM_SANDBOX_STATE"
-DEFAULT_SANDBOX_STATE = Path("data") / "crm_sandbox.sqlite"
+DEFAULT_SANDBOX_STATE = DATA_DIR / "crm_sandbox.sqlite"  # beside the repo's data/, whatever the warehouse
 # Non-secret settings of each CRM, read when the definitions load; secrets go through EnvVar.
 CRM_SETTINGS = {
     "hubspot": ("HUBSPOT_BASE_URL", "HUBSPOT_TIER"),

@@ -32,7 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -42,10 +42,12 @@ from ml.bundle import ModelBundle
 from ml.data import latest_as_of, load_labelled, load_scoring_rows
 from ml.scoring import score_leads
 from ml.split import SplitConfig, check_minimum_data, time_split
-from ml.train import TrainConfig, train_model
+from ml.train import NIGHTLY_TIMEOUT_S, NIGHTLY_TRIALS, TrainConfig, train_model
 
 BENCH_WAREHOUSE = Path("data") / "bench" / "warehouse.duckdb"
 VERSION = "bench/1"
+# The nightly budget's variables, as the Dagster resource `training` reads them (dagster_project/resources.py).
+TRIALS_ENV, TIMEOUT_ENV = "LEADSCORE_OPTUNA_TRIALS", "LEADSCORE_OPTUNA_TIMEOUT_S"
 log = logging.getLogger("ml.bench")
 
 
@@ -55,14 +57,14 @@ def peak_memory_mb() -> float:
 
 def has_day(path: Path, day: dt.date) -> bool:
     """Whether ``lead_features`` holds any row of ``day``."""
-    with warehouse.connect(read_only=True, path=path) as con:
+    with warehouse.connect(path, read_only=True) as con:
         return bool(warehouse.scalar(con, "SELECT count(*) FROM main.lead_features WHERE as_of = ?", [day]))
 
 
 def build_day(path: Path, day: dt.date) -> float:
     """Build one as-of day of the per-day models with dbt; seconds taken."""
     started = time.perf_counter()
-    result = warehouse.run_dbt(path, *warehouse.build_days_args(day, day))
+    result = warehouse.run_dbt(path, *warehouse.build_days_args(day, day), base_env=os.environ)
     if result.returncode != 0:
         raise SystemExit(f"dbt could not build as_of {day}:\n{result.stdout[-4000:]}")
     return time.perf_counter() - started
@@ -70,8 +72,9 @@ def build_day(path: Path, day: dt.date) -> float:
 
 def load_rows(path: Path, max_accounts: int | None, today: dt.date) -> tuple[pd.DataFrame, ...]:
     """(labelled rows as the nightly training reads them, consented rows of ``today``, of the day before)."""
-    labelled = load_labelled(path, max_accounts)
-    return labelled, load_scoring_rows(today, path), load_scoring_rows(today - dt.timedelta(days=1), path)
+    with warehouse.connect(path, read_only=True) as con:
+        labelled = load_labelled(con, max_accounts)
+        return labelled, load_scoring_rows(con, today), load_scoring_rows(con, today - dt.timedelta(days=1))
 
 
 def timed_plain(rows: pd.DataFrame, bundle: ModelBundle, runs: int = 3) -> float:
@@ -96,13 +99,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def train_config(args: argparse.Namespace, study_dir: Path) -> TrainConfig:
-    config = TrainConfig.nightly(os.environ, study_dir=study_dir)
-    if args.trials is not None:
-        config = replace(config, n_trials=args.trials)
-    if args.timeout is not None:
-        config = replace(config, timeout_s=args.timeout)
-    return config
+def train_config(args: argparse.Namespace, environ: Mapping[str, str], study_dir: Path) -> TrainConfig:
+    """The nightly budget (``LEADSCORE_OPTUNA_TRIALS`` / ``_TIMEOUT_S``, as the nightly run reads them), so
+    the bench's training time is the nightly's, unless ``--trials`` / ``--timeout`` say otherwise."""
+    trials = args.trials if args.trials is not None else int(environ.get(TRIALS_ENV, NIGHTLY_TRIALS))
+    timeout = args.timeout if args.timeout is not None else float(environ.get(TIMEOUT_ENV, NIGHTLY_TIMEOUT_S))
+    return TrainConfig(n_trials=trials, timeout_s=timeout, study_dir=study_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     path = path.resolve()
     figures: dict[str, object] = {"warehouse": str(path)}
-    today = latest_as_of(path)
+    with warehouse.connect(path, read_only=True) as con:
+        today = latest_as_of(con)
     if today is None:
         print(f"{path} has no lead_features rows: build the warehouse first", file=sys.stderr)
         return 2
@@ -136,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     split = time_split(labelled, split_config)
     figures["training_data"] = check_minimum_data(split.train, split_config).message
     with tempfile.TemporaryDirectory(prefix="leadscore-ml-bench-") as tmp:
-        config = train_config(args, Path(tmp))
+        config = train_config(args, os.environ, Path(tmp))
         started = time.perf_counter()
         trained = train_model(split, config)
         figures.update(

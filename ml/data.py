@@ -1,14 +1,15 @@
-"""Reading what the models need from the warehouse, always through a read-only connection.
+"""Reading what the models need from the warehouse, through a connection the caller opened.
 
-Readers never hold DuckDB's write lock, so training can run while nothing else writes, and every
-result is fully fetched (``.df()``/``fetchall()``) as DuckDB 2 requires.
+Callers pass a read-only connection (``ml.warehouse.connect(path, read_only=True)``, or the Dagster
+warehouse resource's): readers never hold DuckDB's write lock. Every result is fully fetched
+(``.df()``/``fetchall()``) as DuckDB 2 requires.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -35,7 +36,7 @@ def account_sample_buckets(total_accounts: int, max_accounts: int | None) -> int
     return max(1, round(HASH_BUCKETS * max_accounts / total_accounts))
 
 
-def load_labelled(path: Path | None = None, max_accounts: int | None = None) -> pd.DataFrame:
+def load_labelled(con: duckdb.DuckDBPyConnection, max_accounts: int | None = None) -> pd.DataFrame:
     """Every ``main.lead_features`` row whose label is known, in a fixed order: the table's physical
     order is not stable (parallel inserts), and LightGBM's seeded bagging depends on row order, so
     without it the same data and seed would not give the same model.
@@ -44,54 +45,71 @@ def load_labelled(path: Path | None = None, max_accounts: int | None = None) -> 
     (whole accounts, so the split still keeps each account on one side): training time and memory
     stay bounded as the warehouse grows, while a few tens of thousands of accounts already hold
     thousands of conversions."""
-    with warehouse.connect(read_only=True, path=path) as con:
-        total = warehouse.scalar(con, "SELECT count(DISTINCT account_id) FROM main.lead_features") or 0
-        keep = account_sample_buckets(total, max_accounts)
-        sample = f"AND hash(account_id) % {HASH_BUCKETS} < {keep}" if keep is not None else ""
-        return con.execute(
-            f"SELECT {_select()} FROM main.lead_features WHERE {LABEL} IS NOT NULL {sample} ORDER BY as_of, lead_id"
-        ).df()
+    total = warehouse.scalar(con, "SELECT count(DISTINCT account_id) FROM main.lead_features") or 0
+    keep = account_sample_buckets(total, max_accounts)
+    sample = f"AND hash(account_id) % {HASH_BUCKETS} < {keep}" if keep is not None else ""
+    return con.execute(
+        f"SELECT {_select()} FROM main.lead_features WHERE {LABEL} IS NOT NULL {sample} ORDER BY as_of, lead_id"
+    ).df()
 
 
-def latest_as_of(path: Path | None = None) -> dt.date | None:
-    with warehouse.connect(read_only=True, path=path) as con:
-        value = warehouse.scalar(con, "SELECT max(as_of) FROM main.lead_features")
+def latest_as_of(con: duckdb.DuckDBPyConnection) -> dt.date | None:
+    value = warehouse.scalar(con, "SELECT max(as_of) FROM main.lead_features")
     return pd.Timestamp(value).date() if value is not None else None
 
 
-def load_scoring_rows(as_of: dt.date, path: Path | None = None) -> pd.DataFrame:
+def load_scoring_rows(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> pd.DataFrame:
     """The rows to score for ``as_of``: open leads (every lead_features row is one) with marketing consent."""
-    with warehouse.connect(read_only=True, path=path) as con:
-        return con.execute(
-            f"SELECT {_select()} FROM main.lead_features WHERE as_of = ? AND {CONSENT} ORDER BY lead_id", [as_of]
-        ).df()
+    return con.execute(
+        f"SELECT {_select()} FROM main.lead_features WHERE as_of = ? AND {CONSENT} ORDER BY lead_id", [as_of]
+    ).df()
 
 
-def load_previous_scores(as_of: dt.date, path: Path | None = None, lookback_days: int = 14) -> pd.DataFrame | None:
+def load_previous_scores(
+    con: duckdb.DuckDBPyConnection, as_of: dt.date, lookback_days: int = 14
+) -> pd.DataFrame | None:
     """``main.lead_scores`` rows of the ``lookback_days`` before ``as_of`` (None when the table does not
     exist yet): enough for ``score_change_7d`` and for reusing reasons of unchanged leads."""
-    with warehouse.connect(read_only=True, path=path) as con:
-        if not warehouse.table_exists(con, "main", "lead_scores"):
-            return None
-        available = {row[0] for row in con.execute("DESCRIBE main.lead_scores").fetchall()}
-        columns = [c for c in SCORE_HISTORY_COLUMNS if c in available]
-        return con.execute(
-            f"SELECT {', '.join(columns)} FROM main.lead_scores WHERE as_of < ? AND as_of >= ?",
-            [as_of, as_of - dt.timedelta(days=lookback_days)],
-        ).df()
+    if not warehouse.table_exists(con, "main", "lead_scores"):
+        return None
+    available = {row[0] for row in con.execute("DESCRIBE main.lead_scores").fetchall()}
+    columns = [c for c in SCORE_HISTORY_COLUMNS if c in available]
+    return con.execute(
+        f"SELECT {', '.join(columns)} FROM main.lead_scores WHERE as_of < ? AND as_of >= ?",
+        [as_of, as_of - dt.timedelta(days=lookback_days)],
+    ).df()
 
 
-def oracle_probabilities(rows: pd.DataFrame, path: Path | None = None, horizon_days: float = 90.0) -> np.ndarray | None:
+def latest_scored_version(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The model version (``lead_scoring/N``) of the most recently written ``main.lead_scores`` rows, or
+    None when nothing has been scored yet: the warehouse's own record that a champion exists."""
+    if not warehouse.table_exists(con, "main", "lead_scores"):
+        return None
+    return warehouse.scalar(
+        con,
+        "SELECT model_version FROM main.lead_scores WHERE model_version IS NOT NULL "
+        "ORDER BY scored_at DESC NULLS LAST, as_of DESC LIMIT 1",
+    )
+
+
+def load_oracle_truth(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
+    """The synthetic generator's per-lead truth (``oracle.lead_truth``), or None on real data."""
+    if not warehouse.table_exists(con, "oracle", "lead_truth"):
+        return None
+    return con.execute(
+        "SELECT contact_id AS lead_id, p_convert, evaluation_start, conversion_delay_min_days, "
+        "conversion_delay_max_days FROM oracle.lead_truth"
+    ).df()
+
+
+def oracle_probabilities(
+    rows: pd.DataFrame, truth: pd.DataFrame | None, horizon_days: float = 90.0
+) -> np.ndarray | None:
     """The synthetic generator's true P(convert within 90 days) for each (lead_id, as_of) row, or None
-    when the warehouse has no ``oracle`` schema (real data). A row describes the close of ``as_of``,
-    so the oracle is asked at ``as_of + 1 day``; all times are converted to days since the epoch."""
-    with warehouse.connect(read_only=True, path=path) as con:
-        if not warehouse.table_exists(con, "oracle", "lead_truth"):
-            return None
-        truth = con.execute(
-            "SELECT contact_id AS lead_id, p_convert, evaluation_start, conversion_delay_min_days, "
-            "conversion_delay_max_days FROM oracle.lead_truth"
-        ).df()
+    when there is no truth (real data, see :func:`load_oracle_truth`). A row describes the close of
+    ``as_of``, so the oracle is asked at ``as_of + 1 day``; all times are converted to days since the epoch."""
+    if truth is None:
+        return None
     merged = rows[["lead_id", "as_of"]].merge(truth, on="lead_id", how="left")
     if merged["p_convert"].isna().any():
         return None

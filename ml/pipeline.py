@@ -1,10 +1,14 @@
 """The nightly training run, end to end, as one function an orchestrator can call.
 
+``TrainingData.read(con)`` reads what training needs through one read-only connection, which the
+caller then closes: tuning takes minutes, and a DuckDB reader holds the file against every writer of
+other runs for as long as it is open.
+
 ``train_and_register``: labelled rows → time/account split → minimum-data rule (skip, keep the
-champion) → Optuna + LightGBM → evaluation against baselines and the oracle on the test window →
-MLflow run + registered version (alias ``challenger``) → gate against the champion on the same
-window → alias ``champion`` moved or not. Returns a :class:`TrainingOutcome`; never raises for "not
-enough data".
+champion) → registry continuity (refuse a store that lost the champion) → one MLflow run spanning
+Optuna + LightGBM → evaluation against baselines and the oracle on the test window → registered
+version (alias ``challenger``) → gate against the champion on the same window → alias ``champion``
+moved or not. Returns a :class:`TrainingOutcome`; never raises for "not enough data".
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 
 from ml import data as data_lib
@@ -36,10 +41,14 @@ from ml.registry import (
     GateDecision,
     MlflowSettings,
     RegisteredVersion,
+    check_registry_continuity,
     gate,
     load_alias,
     log_and_register,
+    log_params,
     record_gate,
+    registered_versions,
+    training_run,
 )
 from ml.split import Split, SplitConfig, check_minimum_data, time_split
 from ml.train import TrainConfig, TrainedModel, train_model
@@ -61,6 +70,26 @@ def model_metrics(bundle: ModelBundle, test: pd.DataFrame, seed: int = 7, prefix
     return metrics
 
 
+@dataclass(frozen=True)
+class TrainingData:
+    """What training reads from the warehouse: the labelled rows, the synthetic oracle's truth (None on
+    real data) and the model version the latest scores name (None before the first scoring)."""
+
+    labelled: pd.DataFrame
+    oracle_truth: pd.DataFrame | None = None
+    scored_with: str | None = None
+
+    @classmethod
+    def read(cls, con: duckdb.DuckDBPyConnection, split_config: SplitConfig | None = None) -> TrainingData:
+        """Everything at once through ``con`` (read-only is enough)."""
+        max_accounts = (split_config or SplitConfig()).max_accounts
+        return cls(
+            data_lib.load_labelled(con, max_accounts),
+            data_lib.load_oracle_truth(con),
+            data_lib.latest_scored_version(con),
+        )
+
+
 @dataclass
 class Evaluation:
     metrics: dict[str, float]
@@ -68,7 +97,7 @@ class Evaluation:
 
 
 def evaluate(
-    trained: TrainedModel, split: Split, warehouse_path: Path | None, plots_dir: Path | None, seed: int = 7
+    trained: TrainedModel, split: Split, oracle_truth: pd.DataFrame | None, plots_dir: Path | None, seed: int = 7
 ) -> Evaluation:
     """Model vs logistic regression vs points rules vs oracle (where known) on the test window."""
     test = split.test
@@ -80,7 +109,7 @@ def evaluate(
     metrics.update(probability_metrics(y, logistic, "baseline_logistic_"))
     metrics.update(ranking_metrics(y, rules, "baseline_rules_"))
     curves = {"model": trained.bundle.probability(test), "logistic": logistic, "rules": rules}
-    oracle = data_lib.oracle_probabilities(test, warehouse_path) if warehouse_path else None
+    oracle = data_lib.oracle_probabilities(test, oracle_truth)
     if oracle is not None:
         metrics.update(ranking_metrics(y, oracle, "oracle_"))
         metrics.update(probability_metrics(y, oracle, "oracle_"))
@@ -99,6 +128,7 @@ class TrainingOutcome:
     split: dict[str, object] = field(default_factory=dict)
     version: str | None = None
     run_id: str | None = None
+    experiment_id: str | None = None
     champion_version: str | None = None  # the champion after this run
     decision: GateDecision | None = None
     seconds: float = 0.0
@@ -139,21 +169,21 @@ class TrainingOutcome:
 
 
 def train_and_register(
-    warehouse_path: Path | None = None,
+    data: TrainingData,
+    settings: MlflowSettings,
     split_config: SplitConfig | None = None,
     train_config: TrainConfig | None = None,
     gate_config: GateConfig | None = None,
-    settings: MlflowSettings | None = None,
-    labelled: pd.DataFrame | None = None,
+    tags: dict[str, str] | None = None,
+    allow_new_registry: bool = False,
 ) -> TrainingOutcome:
-    """Train, evaluate, register a challenger and gate it. ``labelled`` overrides reading the warehouse
-    (tests); ``warehouse_path`` is still used for the oracle when given."""
+    """Train, evaluate, register a challenger and gate it, in one MLflow run tagged with ``tags`` (e.g.
+    ``dagster_run_id``). Raises :class:`ml.registry.RegistryMissingError` before training when the
+    warehouse's scores name a version the store lacks, unless ``allow_new_registry``."""
     started = time.perf_counter()
     split_config, train_config = split_config or SplitConfig(), train_config or TrainConfig()
     gate_config = gate_config or GateConfig()
-    settings = settings or MlflowSettings.from_env()
-    if labelled is None:
-        labelled = data_lib.load_labelled(warehouse_path, split_config.max_accounts)
+    labelled = data.labelled
     if labelled[LABEL].notna().sum() == 0:
         return TrainingOutcome("skipped", "skipped: no labelled rows in lead_features yet (the champion stays)")
     split = time_split(labelled, split_config)
@@ -166,43 +196,43 @@ def train_and_register(
     if split.valid[LABEL].sum() == 0 or split.calib[LABEL].sum() == 0 or split.test[LABEL].sum() == 0:
         message = "skipped: a validation, calibration or test window has no conversion (the champion stays)"
         return TrainingOutcome("skipped", message, split=summary)
+    check_registry_continuity(
+        data.scored_with, registered_versions(settings), settings.tracking_uri, allow_new_registry
+    )
 
-    trained = train_model(split, train_config)
-    with tempfile.TemporaryDirectory(prefix="leadscore-train-") as tmp:
-        work = Path(tmp)
-        evaluation = evaluate(trained, split, warehouse_path, work / "plots", train_config.seed)
-        metrics = {
-            **evaluation.metrics,
-            "train_seconds": trained.seconds,
-            "tuning_seconds": trained.tuning.seconds,
-            "optuna_trials": trained.tuning.n_trials,
-            "optuna_pruned": trained.tuning.n_pruned,
-            "optuna_best_valid_logloss": trained.tuning.best_value,
-        }
-        params = {
-            **{f"split.{k}": v for k, v in dataclasses.asdict(split_config).items()},
-            **train_config.as_params(),
-            **{f"lgbm.{k}": v for k, v in trained.bundle.params.items()},
-            **{f"data.{k}": v for k, v in summary.items()},
-            **{f"data.dropped_overlap_{k}": v for k, v in split.dropped_overlap.items()},
-            "optuna.study": trained.tuning.study_name,
-            "calibration": "platt",
-            "tier_thresholds": list(trained.bundle.tier_thresholds),
-        }
-        registered = log_and_register(
-            trained.bundle,
-            split.test,
-            params,
-            metrics,
-            work / "plots",
-            settings,
-            work,
-            run_name=f"train through {summary['test_end']}",
+    run_tags = {**data_window_tags(summary), **(tags or {})}
+    with training_run(settings, f"train through {summary['test_end']}", run_tags) as run:
+        # What the run trains on, logged first: a run that fails in tuning still says what it was given.
+        log_params(
+            {
+                **{f"split.{k}": v for k, v in dataclasses.asdict(split_config).items()},
+                **train_config.as_params(),
+                **{f"data.{k}": v for k, v in summary.items()},
+                **{f"data.dropped_overlap_{k}": v for k, v in split.dropped_overlap.items()},
+            }
         )
+        trained = train_model(split, train_config)
+        with tempfile.TemporaryDirectory(prefix="leadscore-train-") as tmp:
+            work = Path(tmp)
+            evaluation = evaluate(trained, split, data.oracle_truth, work / "plots", train_config.seed)
+            metrics = {
+                **evaluation.metrics,
+                "train_seconds": trained.seconds,
+                "tuning_seconds": trained.tuning.seconds,
+                "optuna_trials": trained.tuning.n_trials,
+                "optuna_pruned": trained.tuning.n_pruned,
+                "optuna_best_valid_logloss": trained.tuning.best_value,
+            }
+            params = {
+                **{f"lgbm.{k}": v for k, v in trained.bundle.params.items()},
+                "optuna.study": trained.tuning.study_name,
+                "calibration": "platt",
+                "tier_thresholds": list(trained.bundle.tier_thresholds),
+            }
+            registered = log_and_register(trained.bundle, split.test, params, metrics, work / "plots", settings, work)
         log.info("registered lead_scoring/%s (run %s)", registered.version, registered.run_id)
-
-    decision = _gate_against_champion(trained.bundle, split, registered, gate_config, settings, train_config.seed)
-    record_gate(decision, registered, settings)
+        decision = _gate_against_champion(trained.bundle, split, registered, gate_config, settings, train_config.seed)
+        record_gate(decision, registered, settings)
     champion = registered.version if decision.promote else decision.champion_version
     status = "promoted" if decision.promote else "kept_champion"
     log.info("gate: %s", decision.reason)
@@ -213,10 +243,19 @@ def train_and_register(
         summary,
         registered.version,
         registered.run_id,
+        run.experiment_id,
         champion,
         decision,
         time.perf_counter() - started,
     )
+
+
+def data_window_tags(summary: dict[str, object]) -> dict[str, str]:
+    """The data window of a run as tags (searchable in the MLflow UI): first training day to last test day."""
+    return {
+        "data.window_start": str(summary.get("train_start", "")),
+        "data.window_end": str(summary.get("test_end", "")),
+    }
 
 
 def _gate_against_champion(

@@ -10,17 +10,22 @@ declaring ``double`` would reject ordinary warehouse rows. The bundle coerces nu
 
 Registry conventions (see ml/README.md): registered model ``lead_scoring``; every trained version gets
 alias ``challenger``; ``champion`` moves only through :func:`record_gate` (or by hand, to roll back).
-Tracking URI from ``MLFLOW_TRACKING_URI`` (default ``sqlite:///data/mlflow.db``); artifacts in
-``mlartifacts/`` next to a SQLite tracking database. Nothing here downloads: requirements are pinned
-from the installed versions instead of being inferred.
+The tracking URI arrives as a value (:class:`MlflowSettings`; the entry points read
+``MLFLOW_TRACKING_URI``); artifacts in ``mlartifacts/`` next to a SQLite tracking database. The
+experiment is tagged as model development (``mlflow.experimentKind``) so MLflow 3's UI opens it on its
+training runs, not on the GenAI traces view. Nothing here downloads: requirements are pinned from the
+installed versions instead of being inferred.
+
+A registry that lost its history is refused (:func:`check_registry_continuity`): when the warehouse's
+scores name ``lead_scoring/N`` but the configured store has no version N, the store is missing or is
+the wrong one, and training on would restart version numbers at 1 and crown a model without a gate.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.metadata
-import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +43,10 @@ MODEL_NAME = "lead_scoring"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 EXPERIMENT = "lead_scoring"
-TRACKING_ENV = "MLFLOW_TRACKING_URI"
+TRACKING_ENV = "MLFLOW_TRACKING_URI"  # read by entry points only (the Dagster resource, CLIs)
+# MLflow 3 opens an experiment on the view its kind names; without the tag the UI guesses, and an
+# experiment of plain runs can open on the GenAI (traces) view. Values: see the MLflow UI's ExperimentKind.
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 REQUIREMENTS = ("lightgbm", "numpy", "pandas", "pyarrow", "scikit-learn")
 
 
@@ -47,11 +55,6 @@ class MlflowSettings:
     tracking_uri: str
     artifact_location: str | None = None  # for a new experiment; default: mlartifacts/ beside the SQLite file
     experiment: str = EXPERIMENT
-
-    @classmethod
-    def from_env(cls) -> MlflowSettings:
-        uri = os.environ.get(TRACKING_ENV) or f"sqlite:///{(Path('data') / 'mlflow.db').resolve()}"
-        return cls(uri)
 
     def artifact_root(self) -> str | None:
         if self.artifact_location:
@@ -76,12 +79,34 @@ def tracking(settings: MlflowSettings) -> Iterator[MlflowClient]:
 
 
 def experiment_id(client: MlflowClient, settings: MlflowSettings) -> str:
+    """The experiment's id, creating it (tagged as model development) when it does not exist yet; an
+    older experiment without the kind tag gets it."""
     existing = client.get_experiment_by_name(settings.experiment)
     if existing is not None:
+        if existing.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            client.set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return existing.experiment_id
     root = settings.artifact_root()
     location = f"{root.rstrip('/')}/{settings.experiment}" if root else None
-    return client.create_experiment(settings.experiment, artifact_location=location)
+    return client.create_experiment(
+        settings.experiment, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+    )
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    run_id: str
+    experiment_id: str
+
+
+@contextlib.contextmanager
+def training_run(settings: MlflowSettings, run_name: str, tags: dict[str, str] | None = None) -> Iterator[TrainingRun]:
+    """An MLflow run that spans the block: start it before tuning so the run's duration is the training's
+    (a run opened only to log would last a second). An exception ends it as FAILED."""
+    with tracking(settings) as client:
+        experiment = experiment_id(client, settings)
+        with mlflow.start_run(experiment_id=experiment, run_name=run_name, tags=tags or {}) as run:
+            yield TrainingRun(run.info.run_id, experiment)
 
 
 # -- the pyfunc -----------------------------------------------------------------------------------
@@ -136,6 +161,7 @@ class RegisteredVersion:
     version: str
     run_id: str
     model_uri: str
+    experiment_id: str = ""
 
     @property
     def label(self) -> str:
@@ -153,29 +179,36 @@ def log_and_register(
     run_name: str = "nightly training",
     tags: dict[str, str] | None = None,
 ) -> RegisteredVersion:
-    """One MLflow run: params, metrics, plots, the pyfunc (signature + input example), a registered
-    version of ``lead_scoring`` with alias ``challenger``."""
+    """Params, metrics, plots, the pyfunc (signature + input example) and a registered version of
+    ``lead_scoring`` with alias ``challenger``, into the active run of :func:`training_run` when there
+    is one (``run_name`` and ``tags`` then unused), else into a run of their own."""
+    if mlflow.active_run() is None:
+        with training_run(settings, run_name, tags):
+            return log_and_register(bundle, example_rows, params, metrics, artifacts_dir, settings, work_dir)
     bundle_dir = bundle.save(work_dir / "bundle")
+    run = mlflow.active_run()
     with tracking(settings) as client:
-        experiment = experiment_id(client, settings)
-        with mlflow.start_run(experiment_id=experiment, run_name=run_name) as run:
-            mlflow.set_tags(tags or {})
-            mlflow.log_params({k: _param(v) for k, v in params.items()})
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})  # NaN dropped
-            if artifacts_dir is not None and artifacts_dir.exists():
-                mlflow.log_artifacts(str(artifacts_dir), artifact_path="evaluation")
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=LeadScoringModel(),
-                artifacts={"bundle": str(bundle_dir)},
-                signature=signature(),
-                input_example=model_input(example_rows.head(5)),
-                registered_model_name=MODEL_NAME,
-                pip_requirements=_requirements(),
-            )
-            version = str(info.registered_model_version)
-            client.set_registered_model_alias(MODEL_NAME, CHALLENGER, version)
-            return RegisteredVersion(version, run.info.run_id, f"models:/{MODEL_NAME}/{version}")
+        log_params(params)
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})  # NaN dropped
+        if artifacts_dir is not None and artifacts_dir.exists():
+            mlflow.log_artifacts(str(artifacts_dir), artifact_path="evaluation")
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=LeadScoringModel(),
+            artifacts={"bundle": str(bundle_dir)},
+            signature=signature(),
+            input_example=model_input(example_rows.head(5)),
+            registered_model_name=MODEL_NAME,
+            pip_requirements=_requirements(),
+        )
+        version = str(info.registered_model_version)
+        client.set_registered_model_alias(MODEL_NAME, CHALLENGER, version)
+        return RegisteredVersion(version, run.info.run_id, f"models:/{MODEL_NAME}/{version}", run.info.experiment_id)
+
+
+def log_params(params: dict[str, object]) -> None:
+    """Params into the active run, values cut to MLflow's limit."""
+    mlflow.log_params({k: _param(v) for k, v in params.items()})
 
 
 def _param(value: object) -> str:
@@ -205,6 +238,47 @@ def load_alias(settings: MlflowSettings, alias: str = CHAMPION) -> LoadedModel |
     return LoadedModel(pyfunc.unwrap_python_model().bundle, str(version), pyfunc)
 
 
+# -- continuity of the registry -------------------------------------------------------------------
+class RegistryMissingError(RuntimeError):
+    """The warehouse knows a model version the configured MLflow store does not have."""
+
+
+def registered_versions(settings: MlflowSettings) -> set[str]:
+    """Every version number of ``lead_scoring`` in the store (empty when the model does not exist)."""
+    with tracking(settings) as client:
+        return {str(v.version) for v in client.search_model_versions(f"name = '{MODEL_NAME}'")}
+
+
+def check_registry_continuity(
+    scored_with: str | None, versions: Collection[str], tracking_uri: str, allow_new_registry: bool = False
+) -> None:
+    """Refuse to train into a store that lost the champion the warehouse was scored with.
+
+    ``scored_with`` is the model version the warehouse's latest scores name (``lead_scoring/N``, None
+    when nothing was scored yet); ``versions`` the version numbers the store holds. A deleted or
+    swapped store would otherwise restart numbering at 1 and crown the first new model without a gate.
+    """
+    prefix = f"{MODEL_NAME}/"
+    if allow_new_registry or not scored_with or not scored_with.startswith(prefix):
+        return
+    version = scored_with.removeprefix(prefix)
+    if version in set(versions):
+        return
+    held = f"it holds versions {', '.join(sorted(versions, key=_version_order))}" if versions else "it holds none"
+    raise RegistryMissingError(
+        f"main.lead_scores was scored with {scored_with}, but the MLflow registry at {tracking_uri} has no "
+        f"version {version} of {MODEL_NAME} ({held}): the MLflow store that holds the champion is missing or is "
+        f"not the one configured. Restore it (the tracking database and its mlartifacts/ folder, e.g. "
+        f"data/mlflow.db and data/mlartifacts/) or point MLFLOW_TRACKING_URI at it. To start a new registry on "
+        f"purpose (version numbers restart at 1 and the first new model becomes champion without a gate), set "
+        f"allow_new_registry: true on the Dagster resource 'mlflow' for one run."
+    )
+
+
+def _version_order(version: str) -> tuple[int, str]:
+    return (int(version), "") if version.isdigit() else (0, version)
+
+
 # -- the gate -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class GateConfig:
@@ -225,16 +299,19 @@ class GateDecision:
 
 
 GATED = ("roc_auc", "pr_auc", "brier")
+# Shown beside the gated metrics when challenger and champion are compared (not gated: informative).
+COMPARED = (*GATED, "ece", "lift_top10", "capture_top10")
 
 
 def gate(
     challenger: dict[str, float], champion: dict[str, float] | None, config: GateConfig = GateConfig()
 ) -> GateDecision:
-    """Pure decision. No champion: promote. Otherwise every gated metric must be within tolerance."""
-    mine = {k: challenger[k] for k in GATED}
+    """Pure decision. No champion: promote. Otherwise every gated metric must be within tolerance. The
+    decision keeps the :data:`COMPARED` figures of both (those present) for the comparison table."""
+    mine = {k: challenger[k] for k in COMPARED if k in challenger or k in GATED}
     if champion is None:
         return GateDecision(True, "no champion yet: the first model becomes champion", mine)
-    theirs = {k: champion[k] for k in GATED}
+    theirs = {k: champion[k] for k in COMPARED if k in champion or k in GATED}
     failures = []
     if mine["roc_auc"] < theirs["roc_auc"] - config.roc_auc_tolerance:
         failures.append(

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -25,7 +24,7 @@ from ml.bundle import ModelBundle
 from ml.drift import Drift, score_drift
 from ml.features import CONSENT, feature_hash
 from ml.reasons import explain_formatted
-from ml.registry import CHAMPION, MlflowSettings, load_alias
+from ml.registry import CHAMPION, LoadedModel
 
 OUTPUT_COLUMNS = (
     "lead_id",
@@ -161,23 +160,20 @@ class ScoringResult:
 
 
 def score_as_of(
-    as_of: dt.date | None = None,
-    warehouse_path: Path | None = None,
-    settings: MlflowSettings | None = None,
-    alias: str = CHAMPION,
+    con: duckdb.DuckDBPyConnection, model: LoadedModel | None, as_of: dt.date | None = None, alias: str = CHAMPION
 ) -> ScoringResult:
-    """Score ``as_of`` (default: the latest in ``lead_features``) with ``models:/lead_scoring@champion``,
-    reading previous scores from ``main.lead_scores`` when it exists. Does not write: see :func:`write_scores`."""
-    settings = settings or MlflowSettings.from_env()
-    as_of = as_of or data_lib.latest_as_of(warehouse_path)
+    """Score ``as_of`` (default: the latest in ``lead_features``) with ``model`` (the caller loads it once,
+    e.g. ``ml.registry.load_alias(settings)`` for ``models:/lead_scoring@champion``; None: none has
+    ``alias`` yet), reading rows and previous scores through ``con`` (read-only is enough). Does not
+    write: see :func:`write_scores`, which wants a write connection of its own."""
+    as_of = as_of or data_lib.latest_as_of(con)
     empty = pd.DataFrame(columns=list(OUTPUT_COLUMNS))
     if as_of is None:
         return ScoringResult("skipped: lead_features is empty", empty, ScoringStats(), None)
-    model = load_alias(settings, alias)
     if model is None:
         return ScoringResult(f"skipped: no model has alias {alias!r} yet", empty, ScoringStats(), as_of)
-    rows = data_lib.load_scoring_rows(as_of, warehouse_path)
-    previous = data_lib.load_previous_scores(as_of, warehouse_path)
+    rows = data_lib.load_scoring_rows(con, as_of)
+    previous = data_lib.load_previous_scores(con, as_of)
     scores, stats = score_leads(rows, model.bundle, model.label, previous)
     return ScoringResult("scored", scores, stats, as_of)
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -36,8 +35,8 @@ from ml.split import Split
 
 log = logging.getLogger(__name__)
 
-# The nightly tuning budget: small enough for a nightly run on 2 cores, overridable per deployment.
-TRIALS_ENV, TIMEOUT_ENV = "LEADSCORE_OPTUNA_TRIALS", "LEADSCORE_OPTUNA_TIMEOUT_S"
+# The nightly tuning budget: small enough for a nightly run on 2 cores. Deployments override it through
+# the Dagster resource `training` (env LEADSCORE_OPTUNA_TRIALS / _TIMEOUT_S); the bench uses the same.
 NIGHTLY_TRIALS, NIGHTLY_TIMEOUT_S = 12, 240.0
 
 
@@ -65,16 +64,6 @@ class TrainConfig:
     study_name: str | None = None  # default: derived from the data (see module docstring)
     min_category_count: int = 1
     tier_thresholds: tuple[float, float, float] = DEFAULT_TIER_THRESHOLDS
-
-    @classmethod
-    def nightly(cls, environ: Mapping[str, str], study_dir: Path) -> TrainConfig:
-        """The budget the nightly run tunes with (``LEADSCORE_OPTUNA_TRIALS`` / ``_TIMEOUT_S``); the bench
-        reads the same, so its training time is the nightly's."""
-        return cls(
-            n_trials=int(environ.get(TRIALS_ENV, NIGHTLY_TRIALS)),
-            timeout_s=float(environ.get(TIMEOUT_ENV, NIGHTLY_TIMEOUT_S)),
-            study_dir=study_dir,
-        )
 
     def as_params(self) -> dict[str, object]:
         return {f"train.{k}": (str(v) if isinstance(v, Path | tuple) else v) for k, v in asdict(self).items()}

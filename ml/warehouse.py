@@ -2,6 +2,8 @@
 
 One environment variable, ``LEADSCORE_WAREHOUSE``, names the DuckDB file for dbt's profile and for
 every Python reader and writer, so tests and backfills can point everything at another file at once.
+Only entry points (CLIs, the Dagster definitions) read it, through :func:`warehouse_path` with the
+environment they were given; library functions take a path or, better, an open connection.
 DuckDB allows one writer per file: writers are serialised by the orchestrator; readers open the file
 read-only so they never hold the write lock.
 """
@@ -10,9 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import duckdb
@@ -21,13 +23,14 @@ WAREHOUSE_ENV = "LEADSCORE_WAREHOUSE"
 DEFAULT_WAREHOUSE = Path("data") / "warehouse.duckdb"
 
 
-def warehouse_path() -> Path:
-    """The warehouse file, absolute (dbt runs from its own folder, so relative paths would differ)."""
-    return Path(os.environ.get(WAREHOUSE_ENV) or DEFAULT_WAREHOUSE).expanduser().resolve()
+def warehouse_path(environ: Mapping[str, str]) -> Path:
+    """The warehouse file named by ``environ`` (an entry point's environment), absolute: dbt runs from
+    its own folder, so relative paths would differ."""
+    return Path(environ.get(WAREHOUSE_ENV) or DEFAULT_WAREHOUSE).expanduser().resolve()
 
 
-def connect(read_only: bool = False, path: Path | None = None) -> duckdb.DuckDBPyConnection:
-    path = path or warehouse_path()
+def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A connection to the warehouse at ``path``: read-only for readers (they never take the write lock)."""
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     return duckdb.connect(str(path), read_only=read_only)
@@ -53,10 +56,11 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt"
 
 
-def dbt_env(warehouse: Path, work_dir: Path) -> dict[str, str]:
-    """Environment for a dbt subprocess on ``warehouse``, keeping target/ and logs in ``work_dir``."""
+def dbt_env(base_env: Mapping[str, str], warehouse: Path, work_dir: Path) -> dict[str, str]:
+    """Environment for a dbt subprocess on ``warehouse``: ``base_env`` (the caller's environment, for PATH
+    and the like) with the warehouse named and target/ and logs kept in ``work_dir``."""
     return {
-        **os.environ,
+        **base_env,
         WAREHOUSE_ENV: str(warehouse),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_TARGET_PATH": str(work_dir / "target"),
@@ -65,14 +69,19 @@ def dbt_env(warehouse: Path, work_dir: Path) -> dict[str, str]:
 
 
 def run_dbt(
-    warehouse: Path, *args: str, project_dir: Path = DBT_PROJECT_DIR, work_dir: Path | None = None
+    warehouse: Path,
+    *args: str,
+    base_env: Mapping[str, str],
+    project_dir: Path = DBT_PROJECT_DIR,
+    work_dir: Path | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run the dbt CLI of this environment against ``warehouse`` (outside Dagster: tests, bench)."""
+    """Run the dbt CLI of this environment against ``warehouse`` (outside Dagster: tests, bench), in a
+    subprocess environment built from ``base_env``."""
     work_dir = work_dir or warehouse.parent / f"dbt-{project_dir.name}"
     dbt = Path(sys.executable).parent / "dbt"
     return subprocess.run(
         [str(dbt), *args, "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)],
-        env=dbt_env(warehouse, work_dir),
+        env=dbt_env(base_env, warehouse, work_dir),
         capture_output=True,
         text=True,
         check=False,

@@ -6,6 +6,7 @@ Every test that needs a warehouse gets a real DuckDB file in a temp dir; nothing
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -30,7 +31,7 @@ def run_dbt(
     warehouse: Path, *args: str, project_dir: Path = DBT_PROJECT, check: bool = True
 ) -> subprocess.CompletedProcess:
     """Run dbt against ``warehouse``; by default fail the test with dbt's output when dbt fails."""
-    result = warehouse_lib.run_dbt(warehouse, *args, project_dir=project_dir)
+    result = warehouse_lib.run_dbt(warehouse, *args, base_env=os.environ, project_dir=project_dir)
     if check and result.returncode != 0:
         raise AssertionError(f"dbt {' '.join(args)} failed:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}")
     return result
@@ -38,7 +39,8 @@ def run_dbt(
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_mlflow(tmp_path_factory):
-    """Nothing a test runs may touch data/: MLflow tracking goes to a temp store for the session."""
+    """Nothing a test runs may touch data/: MLflow tracking goes to a temp store for the session (and with it
+    the Optuna studies, which live beside a SQLite store unless the training resource says otherwise)."""
     root = tmp_path_factory.mktemp("mlflow")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")

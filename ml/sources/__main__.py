@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
 import sys
 
 from ml.sources.files import export_raw, load_files
@@ -108,18 +109,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    path = warehouse_path(os.environ)  # the CLI is an entry point: it reads the environment, the library does not
     if args.command == "summary":
-        with connect(read_only=True) as con:
-            print(f"warehouse {warehouse_path()}\n{format_summary(warehouse_summary(con))}")
+        with connect(path, read_only=True) as con:
+            print(f"warehouse {path}\n{format_summary(warehouse_summary(con))}")
         return 0
-    with connect() as con:
+    with connect(path) as con:
         if args.command in ("synthetic", "files"):
             guards = {"allow_shrink": args.allow_shrink, "max_shrink": args.max_shrink}
             try:
                 if args.command == "files":
                     load_files(con, args.folder, **guards)
                 elif args.if_absent and table_exists(con, "raw", "contacts"):
-                    print(f"raw data already in {warehouse_path()}; not regenerating")
+                    print(f"raw data already in {path}; not regenerating")
                 else:
                     end = {"end_date": args.end_date} if args.end_date else {}
                     load_synthetic(con, SyntheticConfig(n_accounts=args.scale, seed=args.seed, **end), **guards)

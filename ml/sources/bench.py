@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import sys
@@ -88,7 +89,7 @@ GROUP BY o.lead_id, o.as_of
 def timed_dbt(warehouse: Path, *args: str) -> tuple[float, dict[str, float]]:
     """Wall time of a dbt command, and the time dbt spent per resource type (from run_results)."""
     start = time.perf_counter()
-    result = run_dbt(warehouse, *args)
+    result = run_dbt(warehouse, *args, base_env=os.environ)
     wall = time.perf_counter() - start
     if result.returncode != 0:
         sys.exit(f"dbt {' '.join(args)} failed:\n{result.stdout[-4000:]}")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from ml import warehouse
 from ml.data import load_labelled
 from ml.registry import MlflowSettings
 from ml.split import Split, SplitConfig, time_split
@@ -34,7 +35,8 @@ def train_config_factory():
 
 @pytest.fixture(scope="session")
 def labelled(built_warehouse) -> pd.DataFrame:
-    return load_labelled(built_warehouse)
+    with warehouse.connect(built_warehouse, read_only=True) as con:
+        return load_labelled(con)
 
 
 @pytest.fixture(scope="session")

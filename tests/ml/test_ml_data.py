@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ml import warehouse
 from ml.data import HASH_BUCKETS, account_sample_buckets, load_labelled
 
 
@@ -13,10 +14,12 @@ def test_account_sample_buckets():
 
 
 def test_training_rows_are_a_stable_sample_of_whole_accounts(labelled, built_warehouse):
-    sampled = load_labelled(built_warehouse, max_accounts=100)
+    with warehouse.connect(built_warehouse, read_only=True) as con:
+        sampled = load_labelled(con, max_accounts=100)
+        again = load_labelled(con, max_accounts=100)
     accounts, all_accounts = set(sampled["account_id"]), set(labelled["account_id"])
     assert accounts < all_accounts and 50 <= len(accounts) <= 150
     # Whole accounts: every labelled row of a sampled account is there, in the same fixed order.
     expected = labelled[labelled["account_id"].isin(accounts)].reset_index(drop=True)
     assert sampled[["lead_id", "as_of"]].equals(expected[["lead_id", "as_of"]])
-    assert load_labelled(built_warehouse, max_accounts=100)["lead_id"].equals(sampled["lead_id"])
+    assert again["lead_id"].equals(sampled["lead_id"])

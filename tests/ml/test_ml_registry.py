@@ -1,4 +1,4 @@
-"""MLflow round trip with categoricals, and the champion gate."""
+"""MLflow round trip with categoricals, the champion gate, and a registry that lost its champion."""
 
 from __future__ import annotations
 
@@ -8,8 +8,22 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from ml.pipeline import train_and_register
-from ml.registry import CHALLENGER, CHAMPION, MODEL_NAME, GateConfig, gate, load_alias, log_and_register, tracking
+from ml import warehouse
+from ml.pipeline import TrainingData, train_and_register
+from ml.registry import (
+    CHALLENGER,
+    CHAMPION,
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
+    MODEL_NAME,
+    GateConfig,
+    RegistryMissingError,
+    check_registry_continuity,
+    gate,
+    load_alias,
+    log_and_register,
+    tracking,
+)
 from ml.split import time_split
 from ml.train import shuffled_labels
 
@@ -42,38 +56,74 @@ def test_gate_rules():
     assert not worse_brier.promote and "Brier" in worse_brier.reason
 
 
+def test_registry_continuity_rule():
+    uri = "sqlite:///somewhere/mlflow.db"
+    check_registry_continuity(None, [], uri)  # nothing scored yet: a new store is fine
+    check_registry_continuity("lead_scoring/3", ["1", "2", "3"], uri)
+    check_registry_continuity("bench/1", [], uri)  # not a registered model's label
+    with pytest.raises(RegistryMissingError) as refused:
+        check_registry_continuity("lead_scoring/3", [], uri)
+    message = str(refused.value)
+    assert "lead_scoring/3" in message and uri in message and "holds none" in message
+    assert "Restore it" in message and "allow_new_registry" in message
+    with pytest.raises(RegistryMissingError, match="holds versions 1, 2"):
+        check_registry_continuity("lead_scoring/3", ["2", "1"], uri)  # a different (younger) store
+    check_registry_continuity("lead_scoring/3", [], uri, allow_new_registry=True)
+
+
+def test_a_lost_registry_is_refused_before_training(
+    labelled, small_minimums, train_config_factory, mlflow_settings, tmp_path
+):
+    """The warehouse was scored with lead_scoring/4, the store is new: refused, and no run is started."""
+    data = TrainingData(labelled, scored_with="lead_scoring/4")
+    with pytest.raises(RegistryMissingError, match="no version 4 of lead_scoring"):
+        train_and_register(data, mlflow_settings, small_minimums, train_config_factory(tmp_path / "optuna"))
+    client = MlflowClient(mlflow_settings.tracking_uri, registry_uri=mlflow_settings.tracking_uri)
+    assert client.search_runs(experiment_ids=[e.experiment_id for e in client.search_experiments()]) == []
+
+
 @pytest.mark.slow
 def test_first_model_is_champion_and_a_worse_challenger_is_kept_out(
     labelled, built_warehouse, small_minimums, train_config_factory, mlflow_settings, tmp_path
 ):
+    with warehouse.connect(built_warehouse, read_only=True) as con:
+        data = TrainingData.read(con, small_minimums)
+    assert data.oracle_truth is not None and data.scored_with is None
     good = train_and_register(
-        built_warehouse,
+        TrainingData(labelled, data.oracle_truth),
+        mlflow_settings,
         small_minimums,
         train_config_factory(tmp_path / "optuna"),
-        settings=mlflow_settings,
-        labelled=labelled,
+        tags={"dagster_run_id": "dagster-run-1"},
     )
     assert good.status == "promoted" and good.champion_version == good.version == "1"
     assert good.metrics["roc_auc"] > 0.7 and good.metrics["roc_auc_ci_low"] <= good.metrics["roc_auc"]
     for key in ("baseline_logistic_roc_auc", "baseline_rules_roc_auc", "oracle_roc_auc", "brier", "ece", "lift_top10"):
         assert key in good.metrics
+    client = MlflowClient(mlflow_settings.tracking_uri, registry_uri=mlflow_settings.tracking_uri)
+    run = client.get_run(good.run_id)
+    # The run spans the training (not just the logging) and says where it came from and on what data.
+    assert (run.info.end_time - run.info.start_time) / 1000 >= good.metrics["tuning_seconds"]
+    assert run.data.tags["dagster_run_id"] == "dagster-run-1"
+    assert run.data.tags["data.window_end"] == good.split["test_end"] and run.data.params["data.train_start"]
+    assert good.experiment_id == run.info.experiment_id
+    assert client.get_experiment(good.experiment_id).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
 
     # A challenger trained on shuffled training labels (valid/calib/test untouched) knows nothing.
     train_end = pd.Timestamp(time_split(labelled, small_minimums).windows["train"].end)
     in_train = pd.to_datetime(labelled["as_of"]) <= train_end
     worse_rows = pd.concat([shuffled_labels(labelled[in_train], seed=1), labelled[~in_train]])
+    # The warehouse was scored with the champion since: the store holds it, so training goes on.
     worse = train_and_register(
-        built_warehouse,
+        TrainingData(worse_rows, data.oracle_truth, scored_with="lead_scoring/1"),
+        mlflow_settings,
         small_minimums,
         train_config_factory(tmp_path / "optuna2"),
-        settings=mlflow_settings,
-        labelled=worse_rows,
     )
     assert worse.status == "kept_champion" and worse.version == "2" and worse.champion_version == "1"
     assert worse.metrics["roc_auc"] < good.metrics["roc_auc"]
     assert worse.decision is not None and worse.decision.champion["roc_auc"] == pytest.approx(good.metrics["roc_auc"])
 
-    client = MlflowClient(mlflow_settings.tracking_uri, registry_uri=mlflow_settings.tracking_uri)
     assert str(client.get_model_version_by_alias(MODEL_NAME, CHAMPION).version) == "1"
     assert str(client.get_model_version_by_alias(MODEL_NAME, CHALLENGER).version) == "2"
     version = client.get_model_version(MODEL_NAME, "2")
