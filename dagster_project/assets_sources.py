@@ -1,8 +1,10 @@
 """Group ``sources``: the raw tables, landed by the synthetic generator or the files loader."""
 
 import datetime as dt
+from collections.abc import Mapping
 
-from dagster import AssetExecutionContext, AssetSpec, Failure, MaterializeResult, multi_asset
+import duckdb
+from dagster import AssetExecutionContext, AssetSpec, Failure, MaterializeResult, MetadataValue, multi_asset
 
 from dagster_project.resources import SourcesResource, WarehouseResource
 from ml.sources.files import load_files
@@ -11,6 +13,8 @@ from ml.sources.schema import RAW_TABLES
 from ml.sources.synthetic import SyntheticConfig, load_synthetic
 
 WAREHOUSE_POOL = "warehouse"  # every asset that writes the DuckDB file: one writer at a time
+LOADED_AT = "_loaded_at"  # every raw table has it: when the ELT tool extracted the row (naive UTC)
+LAST_UPDATED_KEY = "dagster/last_updated_timestamp"
 
 RAW_SPECS = [
     AssetSpec(["raw", t.name], group_name="sources", description=t.description, kinds={"duckdb"}) for t in RAW_TABLES
@@ -28,11 +32,30 @@ def raw_sources(context: AssetExecutionContext, warehouse: WarehouseResource, so
         counts, origin = _load(context, warehouse, sources)
     except SourceLoadError as exc:
         raise Failure(description=str(exc)) from None  # the message says it all: no traceback
+    with warehouse.connect(read_only=True) as con:
+        loaded_at = newest_loaded_at(con)
     for table in RAW_TABLES:
         yield MaterializeResult(
             asset_key=["raw", table.name],
-            metadata={"dagster/row_count": counts[table.name], **origin},
+            metadata={"dagster/row_count": counts[table.name], **origin, **loaded_at_metadata(loaded_at[table.name])},
         )
+
+
+def newest_loaded_at(con: duckdb.DuckDBPyConnection) -> dict[str, dt.datetime | None]:
+    """The newest ``_loaded_at`` (naive UTC) of every raw table; None for an empty table."""
+    return {t.name: con.execute(f'SELECT max("{LOADED_AT}") FROM raw."{t.name}"').fetchall()[0][0] for t in RAW_TABLES}
+
+
+def loaded_at_metadata(newest: dt.datetime | None) -> Mapping[str, object]:
+    """When the data itself was last extracted (``_loaded_at``), for the UI: a table landed last night from an
+    export taken a week ago shows its real age next to the time it was landed."""
+    if newest is None:
+        return {"newest_loaded_at": "none (empty table)"}
+    stamp = newest.replace(tzinfo=dt.UTC) if newest.tzinfo is None else newest
+    return {
+        LAST_UPDATED_KEY: MetadataValue.timestamp(stamp),
+        "newest_loaded_at": stamp.strftime("%Y-%m-%d %H:%M:%S UTC"),
+    }
 
 
 def _load(
