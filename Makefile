@@ -21,19 +21,20 @@ export DO_NOT_TRACK := 1
 
 DBT := cd dbt && $(UV) run dbt
 
-.PHONY: help install instance run test dev docs bench lint
+.PHONY: help install instance run test dev mlflow docs bench lint
 
 help:
 	@echo "make run    install, then run the nightly pipeline on the embedded default (synthetic data)"
 	@echo "make test   install, then run the test suite"
 	@echo "make dev    the Dagster UI on http://127.0.0.1:3000 (asset graph, schedule, backfills)"
+	@echo "make mlflow the MLflow UI on http://127.0.0.1:5000 (training runs, metrics, model versions)"
 	@echo "make docs   dbt docs of the warehouse on http://127.0.0.1:8080"
 	@echo "make bench  install, then print the performance figures (bench scale: several minutes)"
 	@echo "make lint   ruff"
 
 .venv/.installed: pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv>=0.5"
-	$(UV) sync --locked
+	$(UV) sync --locked --quiet
 	@touch $@
 
 install: .venv/.installed
@@ -44,14 +45,18 @@ $(DAGSTER_HOME)/dagster.yaml: dagster_project/dagster.yaml
 
 instance: $(DAGSTER_HOME)/dagster.yaml
 
+# A thin launcher: queues the nightly run through the instance (like the schedule) and follows it.
 run: install instance
-	$(UV) run python -m dagster_project.nightly
+	@$(UV) run --quiet python -m dagster_project.nightly
 
 test: install
 	$(UV) run pytest
 
 dev: install instance
 	$(UV) run dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+mlflow: install
+	$(UV) run mlflow ui --backend-store-uri "$(MLFLOW_TRACKING_URI)" --host 127.0.0.1 --port 5000
 
 docs: install
 	$(DBT) docs generate --profiles-dir .

@@ -7,18 +7,22 @@ unpartitioned. Both write the DuckDB file and so share the warehouse pool.
 """
 
 import datetime as dt
+import json
 import os
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Config, Output
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from dagster_project.assets_sources import WAREHOUSE_POOL
+from dagster_project.partition_truth import reconcile_partitions
 from dagster_project.partitions import (
     HISTORY_TAG,
     daily_partitions,
     dbt_build_args,
+    needs_training_history,
     training_history_vars,
 )
 from dagster_project.project import dbt_project
@@ -107,8 +111,26 @@ class DailyHistoryConfig(Config):
     """Run configuration of the daily history models."""
 
     rebuild_training_history: bool = False
-    """Rebuild from scratch: weekly snapshots from the start of the data up to the last day of the
-    partition window (the training history a new warehouse lacks). Other days are not rebuilt."""
+    """Rebuild from scratch even when a history exists: weekly snapshots from the start of the data up to
+    the last day of the partition window. A warehouse without enough history is rebuilt anyway."""
+
+
+def as_of_days(con, schema: str, table: str) -> set[str]:
+    """The as-of days a history table holds (empty when it does not exist yet)."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, table]
+    ).fetchall()[0][0]
+    if not exists:
+        return set()
+    rows = con.execute(f'SELECT DISTINCT strftime(as_of, \'%Y-%m-%d\') FROM "{schema}"."{table}"').fetchall()
+    return {day for (day,) in rows}
+
+
+def history_on_disk(warehouse: WarehouseResource, relation: tuple[str, str]) -> set[str]:
+    if not Path(warehouse.path).exists():
+        return set()  # a new warehouse: nothing built yet
+    with warehouse.connect(read_only=True) as con:
+        return as_of_days(con, *relation)
 
 
 @dbt_assets(
@@ -124,13 +146,25 @@ class DailyHistoryConfig(Config):
 def dbt_daily_history(
     context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, config: DailyHistoryConfig
 ):
-    """The daily history models for the days of this run's partition window, and only those."""
+    """The daily history models for the days of this run's partition window, and only those.
+
+    A warehouse with too little history to train on (a new one) gets its weekly training history first,
+    whoever launched the run (the schedule, the UI, ``make run``): the asset looks at the table itself.
+    Afterwards the partitions recorded in Dagster are made to match the as-of days in the tables.
+    """
     window = context.partition_time_window
-    if config.rebuild_training_history:
+    relations = relations_by_key(json.loads(PROJECT.manifest_path.read_text()))
+    features = relations[AssetKey("lead_features")]
+    built = len(history_on_disk(warehouse, features))
+    if config.rebuild_training_history or needs_training_history(built):
         vars_ = training_history_vars(window.end.date() - dt.timedelta(days=1))
-        context.log.info(f"rebuilding the weekly training history up to {vars_['max_date']}")
+        why = "as configured" if config.rebuild_training_history else f"lead_features has {built} as-of days"
+        context.log.info(f"rebuilding the weekly training history up to {vars_['max_date']} ({why})")
         yield from run_dbt_build(context, dbt, warehouse, vars_, full_refresh=True)
-        return
-    vars_ = history_vars(window.start.date(), window.end.date())
-    context.log.info(f"building as-of days {vars_['min_date']} .. {vars_['max_date']}")
-    yield from run_dbt_build(context, dbt, warehouse, vars_)
+    else:
+        vars_ = history_vars(window.start.date(), window.end.date())
+        context.log.info(f"building as-of days {vars_['min_date']} .. {vars_['max_date']}")
+        yield from run_dbt_build(context, dbt, warehouse, vars_)
+    for key in sorted(context.selected_asset_keys, key=lambda k: k.to_user_string()):
+        if key in relations:
+            reconcile_partitions(context, key, history_on_disk(warehouse, relations[key]), context.partition_keys)

@@ -1,54 +1,110 @@
-"""`make run`: execute the nightly job through Dagster for the latest partition, then summarise.
+"""`make run`: queue the nightly job for the latest partition, follow it, then summarise.
 
-The run is recorded in the Dagster instance ($DAGSTER_HOME), so it shows up in the UI of `make dev`
-exactly like a scheduled run.
+A thin launcher: the run goes through the instance's queue and daemon like a scheduled run, so it shows in
+the UI of `make dev` (runs, timeline, asset partitions) and takes its turn with any other run. Whatever the
+run needs to decide (an empty warehouse needs its training history) the assets decide themselves.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Mapping
+from pathlib import Path
 
-from dagster import DagsterInstance
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
-from dagster_project.definitions import defs
-from dagster_project.partitions import daily_partitions, needs_training_history
+from dagster_project.launcher import clock, launch_and_follow
+from dagster_project.partitions import daily_partitions
 from ml.sources.summary import format_summary, warehouse_summary
-from ml.warehouse import connect, scalar, table_exists, warehouse_path
+from ml.warehouse import connect, warehouse_path
+
+SYNC_FIELDS = ("created", "updated", "cleared", "unchanged", "unmatched", "failed")
+NEXT_STEPS = (
+    "  make dev     the Dagster UI on http://127.0.0.1:3000 (this run, its logs, the asset graph, checks)\n"
+    "  make mlflow  the MLflow UI on http://127.0.0.1:5000 (training runs, metrics, registered versions)"
+)
 
 
-def built_snapshots() -> int:
-    """How many as-of days lead_features holds (0 for a new warehouse)."""
-    if not warehouse_path().exists():
-        return 0
-    with connect(read_only=True) as con:
-        if not table_exists(con, "main", "lead_features"):
-            return 0
-        return scalar(con, "SELECT count(DISTINCT as_of) FROM main.lead_features")
+def run_outcomes(instance: DagsterInstance, run_id: str) -> tuple[dict[str, dict], dict[str, dict]]:
+    """This run's materialization metadata per asset and check results per check, as plain values."""
+    materialized: dict[str, dict] = {}
+    checks: dict[str, dict] = {}
+    records = instance.get_records_for_run(
+        run_id, of_type={DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_CHECK_EVALUATION}
+    ).records
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        if event is None:
+            continue
+        if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+            m = event.step_materialization_data.materialization
+            values = {k: getattr(v, "value", v) for k, v in m.metadata.items()}
+            materialized.setdefault(m.asset_key.to_user_string(), {}).update(values)
+        else:
+            evaluation = event.asset_check_evaluation_data
+            checks[evaluation.check_name] = {
+                "passed": evaluation.passed,
+                **{k: getattr(v, "value", v) for k, v in evaluation.metadata.items()},
+            }
+    return materialized, checks
 
 
-def main(argv: list[str] | None = None) -> int:
+def model_lines(materialized: Mapping[str, dict], checks: Mapping[str, dict]) -> list[str]:
+    model = materialized.get("lead_scoring_model")
+    if not model:
+        return []
+    version = model.get("model_version") or model.get("champion_version") or "none"
+    auc = model.get("roc_auc")
+    figures = f", test ROC AUC {auc:.3f}" if isinstance(auc, float) else ""
+    gate = checks.get("promotion_gate", {})
+    decision, message = str(model.get("status", "?")), str(model.get("message", ""))
+    if gate and not gate.get("passed"):
+        decision += " (gate: champion kept)"
+    said = f"{decision}: {message}" if message and not message.startswith(decision) else message or decision
+    return [f"  model        {version}{figures}; {said}"]
+
+
+def sync_lines(materialized: Mapping[str, dict]) -> list[str]:
+    lines = []
+    for crm in ("hubspot", "salesforce"):
+        meta = materialized.get(f"{crm}_sync")
+        if meta is None:
+            continue
+        if "skipped" in meta:
+            lines.append(f"  {crm:<12} skipped: {meta['skipped']}")
+            continue
+        objects = sorted({k.rsplit("_", 1)[0] for k in meta if k.endswith("_status")})
+        for obj in objects:
+            counts = ", ".join(f"{f} {meta.get(f'{obj}_{f}', 0):,}" for f in SYNC_FIELDS)
+            lines.append(f"  {crm:<12} {obj}: {meta.get(f'{obj}_status')}: {counts}")
+    return lines
+
+
+def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--partition", help="day to run (default: the latest complete day)")
     args = parser.parse_args(argv)
+    environ = dict(os.environ if environ is None else environ)
     partition = args.partition or daily_partitions.get_last_partition_key()
-    job = defs.resolve_job_def("nightly")
-    instance = DagsterInstance.get()
-    print(f"running job 'nightly' for partition {partition} (warehouse {warehouse_path()})", flush=True)
-    # INFO, not DEBUG: a person reads this output (every event is still in the instance for the UI).
-    run_config: dict = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-    if needs_training_history(built_snapshots()):
-        print("no training history yet: this run also rebuilds the weekly snapshots from the start of the data")
-        run_config["ops"] = {"dbt_daily_history": {"config": {"rebuild_training_history": True}}}
-    result = job.execute_in_process(
-        instance=instance, partition_key=partition, run_config=run_config, raise_on_error=False
-    )
-    if not result.success:
-        failed = [e.step_key for e in result.all_events if e.is_step_failure]
-        print(f"nightly run {result.run_id} FAILED in steps {failed}; see `make dev` for its logs", file=sys.stderr)
+    warehouse = warehouse_path(environ)
+    print(f"leadscore nightly for {partition} on {warehouse}", flush=True)
+    with DagsterInstance.get() as instance:
+        launch = launch_and_follow(instance, "nightly", partition, environ, say=lambda s: print(s, flush=True))
+        materialized, checks = run_outcomes(instance, launch.run_id)
+    total = f"in {clock(launch.seconds)}"
+    if launch.status != DagsterRunStatus.SUCCESS:
+        print(f"nightly run {launch.run_id} {launch.status.value} {total}; its logs: make dev, then Runs",
+              file=sys.stderr)  # fmt: skip
         return 1
-    with connect(read_only=True) as con:
-        print(f"nightly run {result.run_id} succeeded\n{format_summary(warehouse_summary(con))}")
+    print(f"\nnightly run {launch.run_id} succeeded {total}")
+    if Path(warehouse).exists():
+        with connect(warehouse, read_only=True) as con:
+            print(format_summary(warehouse_summary(con)))
+    for line in model_lines(materialized, checks) + sync_lines(materialized):
+        print(line)
+    print(f"\nlook further:\n{NEXT_STEPS}")
     return 0
 
 

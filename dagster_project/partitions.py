@@ -13,7 +13,7 @@ from dagster import DailyPartitionsDefinition
 # The first day that can be built. History models need ~90 days of data before it, so the default
 # suits the embedded synthetic data (two years up to yesterday); set it to your own data's start.
 PARTITIONS_START_ENV = "LEADSCORE_PARTITIONS_START"
-DEFAULT_PARTITIONS_START = "2025-06-01"
+DEFAULT_PARTITIONS_START = "2025-01-01"
 
 # A partition is a day of data: the latest one is yesterday (end_offset 0), complete at midnight UTC.
 daily_partitions = DailyPartitionsDefinition(

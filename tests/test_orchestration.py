@@ -17,6 +17,7 @@ from dagster import AssetKey, BackfillPolicy, DagsterInstance, DefaultScheduleSt
 from dagster_project.assets_activation import targets_latest_day
 from dagster_project.definitions import build_definitions, defs
 from dagster_project.partitions import (
+    MIN_TRAINING_SNAPSHOTS,
     dbt_build_args,
     needs_training_history,
     training_history_vars,
@@ -223,9 +224,16 @@ def nightly_warehouse(tmp_path_factory) -> tuple[Path, Path]:
     return warehouse, root / "dagster_home"
 
 
-def test_a_nightly_partition_builds_exactly_its_day(nightly_warehouse):
+def weekly_grid(day: str) -> bool:
+    """On the training history's grid: one snapshot a week (dbt/macros/as_of.sql)."""
+    return (dt.date.fromisoformat(day) - dt.date(2000, 1, 3)).days % 7 == 0
+
+
+def test_a_nightly_on_an_empty_warehouse_builds_the_weekly_history_and_its_day(nightly_warehouse):
     warehouse, _ = nightly_warehouse
-    assert as_of_days(warehouse) == ["2026-06-29"]
+    days = as_of_days(warehouse)
+    assert days[-1] == "2026-06-29", "the partition's own day"
+    assert len(days) >= MIN_TRAINING_SNAPSHOTS and all(weekly_grid(d) for d in days[:-1]), "weekly snapshots only"
     assert query(warehouse, "SELECT count(*) FROM account_metrics")[0][0] > 250
 
 
@@ -241,12 +249,14 @@ def test_a_seven_day_backfill_from_the_cli_writes_those_days_once(tmp_path, use_
         "--partition-range",
         "2026-06-01...2026-06-07",
     ]
+    before = set(as_of_days(warehouse))
     for attempt in range(2):
         done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         assert '"min_date": "2026-06-01"' in done.stderr + done.stdout, "one run for the whole range"
-        days = as_of_days(warehouse)
-        assert days == [f"2026-06-0{d}" for d in range(1, 8)] + ["2026-06-29"], f"attempt {attempt}"
+        added = set(as_of_days(warehouse)) - before
+        assert added == {f"2026-06-0{d}" for d in range(1, 8)} - before, f"attempt {attempt}: exactly those days"
+        assert before <= set(as_of_days(warehouse)), "the history is kept"
         fingerprint = query(
             warehouse,
             "SELECT as_of, count(*), sum(hash(f)) FROM (SELECT * EXCLUDE (built_by_invocation) FROM lead_features) f "

@@ -1,0 +1,323 @@
+"""Submit a run to the instance's queue and follow it in the terminal: what ``make run`` does.
+
+``make run`` does not execute the job itself. It hands the run to Dagster exactly as the schedule and a
+UI backfill do — through the queued run coordinator, which starts one run at a time — so two launches at
+once queue instead of colliding on the DuckDB file, and the run appears in the UI's timeline like any
+other. Someone must dequeue it: the daemon of ``make dev`` when one is up for this ``$DAGSTER_HOME``,
+otherwise a daemon this launcher starts for as long as runs are queued or in progress (and which dies
+with it: the kernel sends it SIGTERM when the launcher goes).
+
+What a person sees is one line per step with a counter and the elapsed time, the pool and queue waits,
+and warnings; everything else (dbt's lines, Optuna's trials) stays in the run's log in the UI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster._core.utils import make_new_run_id
+
+from dagster_project.recovery import IN_PROGRESS, linux_process_started_at, recover_dead_runs
+
+REPO = Path(__file__).resolve().parents[1]
+WORKSPACE = REPO / "workspace.yaml"
+BIN = Path(sys.executable).parent
+ENDED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+WAITING = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, *IN_PROGRESS]
+FOLLOWED = {
+    DagsterEventType.STEP_START,
+    DagsterEventType.STEP_SUCCESS,
+    DagsterEventType.STEP_FAILURE,
+    DagsterEventType.ENGINE_EVENT,
+    DagsterEventType.RUN_START,
+    DagsterEventType.RUN_FAILURE,
+}
+POOL_BLOCKED = "Step blocked by limit for pool "
+PR_SET_PDEATHSIG = 1
+
+
+# --- what the terminal shows (pure) -------------------------------------------------------------------
+def clock(seconds: float) -> str:
+    """Elapsed time as m:ss (h:mm:ss past an hour)."""
+    total = int(seconds)
+    hours, rest = divmod(total, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+@dataclass
+class Progress:
+    """Turns the run's events into the lines a person reads; knows the steps so it can count them."""
+
+    steps: list[str]
+    started: dict[str, float] = field(default_factory=dict)
+    blocked: set[str] = field(default_factory=set)
+
+    def counter(self, step: str) -> str:
+        """[n/total]: n counts steps in the order they start (a step not started yet gets the next number)."""
+        order = list(self.started)
+        index = order.index(step) + 1 if step in order else len(order) + 1
+        return f"[{index}/{max(len(self.steps), index)}] {step}"
+
+    def on_event(self, kind: DagsterEventType, step: str | None, message: str, at: float) -> str | None:
+        if kind == DagsterEventType.STEP_START and step:
+            self.started.setdefault(step, at)
+            return f"{self.counter(step)} ..."
+        if kind == DagsterEventType.STEP_SUCCESS and step:
+            return f"{self.counter(step)} done in {clock(at - self.started.get(step, at))}"
+        if kind == DagsterEventType.STEP_FAILURE and step:
+            return f"{self.counter(step)} FAILED: {message.splitlines()[0] if message else 'see the run log'}"
+        if kind == DagsterEventType.ENGINE_EVENT and step and message.startswith(POOL_BLOCKED):
+            if step in self.blocked:
+                return None
+            self.blocked.add(step)
+            pool = message.removeprefix(POOL_BLOCKED)
+            return f"{self.counter(step)} waits for pool '{pool}' (another run's step is writing the warehouse)"
+        return None
+
+
+def launch_tags(partition: str, launched_by: str) -> dict[str, str]:
+    return {"dagster/partition": partition, "leadscore/launched_by": launched_by}
+
+
+# --- the daemon that dequeues --------------------------------------------------------------------------
+def daemon_pids(dagster_home: Path) -> list[int]:
+    """Processes of ``dagster-daemon run`` serving this instance (``make dev`` runs one too)."""
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            # `dagster-daemon run` (ours), or `python -m dagster._daemon run` (the one `dagster dev` starts)
+            named = any(a.endswith(b"dagster-daemon") for a in argv[:2]) or b"dagster._daemon" in argv[:3]
+            if not named or b"run" not in argv:
+                continue
+            environ = dict(e.split(b"=", 1) for e in (proc / "environ").read_bytes().split(b"\0") if b"=" in e)
+        except OSError:
+            continue
+        home = environ.get(b"DAGSTER_HOME", b"").decode()
+        if home and Path(home).resolve() == dagster_home.resolve():
+            pids.append(int(proc.name))
+    return pids
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class Daemon:
+    """A ``dagster-daemon`` this launcher started (or None when another one already serves the instance)."""
+
+    def __init__(self, dagster_home: Path, environ: Mapping[str, str]):
+        self.dagster_home = dagster_home
+        self.environ = dict(environ)
+        self.process: subprocess.Popen | None = None
+        # Not $DAGSTER_HOME/logs: the daemon removes that folder when it stops.
+        self.log_path = dagster_home / "leadscore" / "daemon.log"
+
+    def ensure(self) -> bool:
+        """Start a daemon unless one serves this instance; True when this call started it."""
+        if self.process and self.process.poll() is None:
+            return False
+        lock_path = self.dagster_home / ".leadscore-daemon.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "w") as lock:  # two launchers at once must not start two daemons
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if daemon_pids(self.dagster_home):
+                return False
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.log_path, "a") as log:
+                self.process = subprocess.Popen(
+                    [str(BIN / "dagster-daemon"), "run", "-w", str(WORKSPACE)],
+                    cwd=REPO,
+                    env=self.environ,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # Ctrl-C in the terminal reaches the launcher, which cancels cleanly
+                    preexec_fn=_die_with_parent,
+                )
+            time.sleep(0.5)  # let it appear in /proc before the lock is released
+        return True
+
+    def stop(self) -> None:
+        if not self.process or self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)  # its code server and workers are in its group
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+# --- submitting and following --------------------------------------------------------------------------
+def submit(job: str, tags: Mapping[str, str], environ: Mapping[str, str]) -> str:
+    """Queue a run of ``job`` through the instance's run coordinator (the CLI the UI's launch uses)."""
+    run_id = make_new_run_id()
+    done = subprocess.run(
+        [str(BIN / "dagster"), "job", "launch", "-w", str(WORKSPACE), "-j", job,
+         "--tags", json.dumps(dict(tags)), "--run-id", run_id],
+        cwd=REPO, env=dict(environ), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        detail = (done.stderr or done.stdout).strip().splitlines()
+        raise RuntimeError(f"could not queue the run: {' / '.join(detail[-3:])}")
+    return run_id
+
+
+def planned_steps(instance: DagsterInstance, run_id: str) -> list[str]:
+    run = instance.get_run_by_id(run_id)
+    snapshot = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id) if run else None
+    if snapshot is None:
+        return []
+    order = [step.key for step in snapshot.steps]
+    wanted = set(snapshot.step_keys_to_execute or order)
+    return [key for key in order if key in wanted]
+
+
+def queued_behind(instance: DagsterInstance, run_id: str) -> str:
+    """Which run this one waits for, in words."""
+    ahead = [r for r in instance.get_runs(RunsFilter(statuses=WAITING)) if r.run_id != run_id]
+    if not ahead:
+        return "waiting for the daemon to pick it up"
+    first = ahead[-1]
+    partition = first.tags.get("dagster/partition", "")
+    return f"queued behind run {first.run_id[:8]} ({first.job_name} {partition}, {first.status.value.lower()})"
+
+
+def follow(
+    instance: DagsterInstance,
+    run_id: str,
+    say: Callable[[str], None],
+    keep_alive: Callable[[], None],
+    poll_s: float = 1.0,
+) -> DagsterRunStatus:
+    """Print the run's progress until it ends; returns its final status.
+
+    ``keep_alive`` is called on every poll (it restarts the daemon if ours died and checks the worker).
+    """
+    start = time.time()
+    progress, cursor, said_queued = Progress(planned_steps(instance, run_id)), None, False
+    while True:
+        keep_alive()
+        run = instance.get_run_by_id(run_id)
+        status = run.status if run else DagsterRunStatus.FAILURE
+        if status == DagsterRunStatus.QUEUED and not said_queued and time.time() - start > 2:
+            say(f"{clock(time.time() - start):>6}  {queued_behind(instance, run_id)}")
+            said_queued = True
+        connection = instance.get_records_for_run(run_id, cursor=cursor)
+        cursor = connection.cursor
+        for record in connection.records:
+            entry = record.event_log_entry
+            event = entry.dagster_event
+            line = None
+            if event is not None and event.event_type in FOLLOWED:
+                line = progress.on_event(event.event_type, entry.step_key, entry.user_message or "", entry.timestamp)
+            elif event is None and entry.level >= 30:  # a warning or error from the pipeline's own code
+                line = (
+                    f"{'warning' if entry.level < 40 else 'error'} in {entry.step_key or 'run'}: {entry.user_message}"
+                )
+            if line:
+                say(f"{clock(entry.timestamp - start):>6}  {line}")
+        if status in ENDED and not connection.has_more:
+            return status
+        if not connection.has_more:
+            time.sleep(poll_s)
+
+
+@dataclass
+class Launch:
+    """One ``make run``: the outcome and how long it took."""
+
+    run_id: str
+    status: DagsterRunStatus
+    seconds: float
+    recovered: list[str]
+
+
+def launch_and_follow(
+    instance: DagsterInstance,
+    job: str,
+    partition: str,
+    environ: Mapping[str, str],
+    say: Callable[[str], None] = print,
+    launched_by: str = "make run",
+) -> Launch:
+    """Recover dead runs, queue one run, see it dequeued, follow it to its end; Ctrl-C cancels it."""
+    start = time.time()
+    recovered = [r.describe() for r in recover_dead_runs(instance)]
+    for line in recovered:
+        say(f"recovered: {line}")
+    dagster_home = Path(instance.root_directory)
+    daemon = Daemon(dagster_home, environ)
+    if daemon.ensure():  # first: it loads the code location while the run is being queued
+        say(f"started a Dagster daemon to take runs off the queue (log: {daemon.log_path})")
+    try:
+        run_id = submit(job, launch_tags(partition, launched_by), environ)
+    except BaseException:
+        daemon.stop()
+        raise
+    say(f"queued run {run_id[:8]} of job '{job}' for partition {partition}")
+
+    def keep_alive() -> None:
+        daemon.ensure()  # a daemon that went away (make dev stopped) is replaced
+        for dead in recover_dead_runs(instance, linux_process_started_at, only_run_id=run_id):
+            say(f"the run's process died: {dead.describe()}")
+
+    try:
+        status = follow(instance, run_id, say, keep_alive)
+    except KeyboardInterrupt:
+        say(f"interrupted: cancelling run {run_id[:8]} ...")
+        status = cancel(instance, run_id)
+        say(f"run {run_id[:8]} is {status.value.lower()}")
+    finally:
+        with contextlib.suppress(KeyboardInterrupt):
+            _stop_when_idle(instance, daemon, say)
+    return Launch(run_id, status, time.time() - start, recovered)
+
+
+def cancel(instance: DagsterInstance, run_id: str, wait_s: float = 30.0) -> DagsterRunStatus:
+    """Cancel a queued or running run; one whose process will not stop is marked failed by recovery."""
+    instance.run_coordinator.cancel_run(run_id)
+    deadline = time.time() + wait_s
+    while time.time() < deadline:
+        run = instance.get_run_by_id(run_id)
+        if run is None or run.status in ENDED:
+            break
+        time.sleep(0.5)
+    recover_dead_runs(instance, only_run_id=run_id)
+    run = instance.get_run_by_id(run_id)
+    return run.status if run else DagsterRunStatus.CANCELED
+
+
+def _stop_when_idle(instance: DagsterInstance, daemon: Daemon, say: Callable[[str], None]) -> None:
+    """Our daemon serves every queued run, so it stays until none is left (another launcher waits on it)."""
+    if daemon.process is None:
+        return
+    told = False
+    while instance.get_runs_count(RunsFilter(statuses=WAITING)) and daemon.process.poll() is None:
+        if not told:
+            say("other runs are queued: keeping the Dagster daemon up until they finish")
+            told = True
+        time.sleep(2)
+    daemon.stop()
+
+
+@contextlib.contextmanager
+def instance_from(dagster_home: Path) -> Iterator[DagsterInstance]:
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        yield instance
