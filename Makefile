@@ -55,7 +55,9 @@ test: install
 dev: install instance
 	$(UV) run dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
+# MLflow 3 opens on its GenAI view; the model training view (runs, metrics, versions) is one query away.
 mlflow: install
+	@echo "MLflow UI: http://127.0.0.1:5000/#/experiments?workflowType=machine_learning"
 	$(UV) run mlflow ui --backend-store-uri "$(MLFLOW_TRACKING_URI)" --host 127.0.0.1 --port 5000
 
 docs: install

@@ -7,8 +7,9 @@ other. Someone must dequeue it: the daemon of ``make dev`` when one is up for th
 otherwise a daemon this launcher starts for as long as runs are queued or in progress (and which dies
 with it: the kernel sends it SIGTERM when the launcher goes).
 
-What a person sees is one line per step with a counter and the elapsed time, the pool and queue waits,
-and warnings; everything else (dbt's lines, Optuna's trials) stays in the run's log in the UI.
+What a person sees is one line per step with a counter and the elapsed time, what each step says it did,
+the pool and queue waits, and warnings; everything else (dbt's lines, Optuna's trials) stays in the run's
+log in the UI.
 """
 
 from __future__ import annotations
@@ -85,6 +86,15 @@ class Progress:
             pool = message.removeprefix(POOL_BLOCKED)
             return f"{self.counter(step)} waits for pool '{pool}' (another run's step is writing the warehouse)"
         return None
+
+
+# dagster-dbt's own INFO lines about how it invokes dbt: in the run's log, not in the terminal.
+DBT_BOILERPLATE = ("A dbt subsetted execution", "Copying `", "Running dbt command", "Finished dbt command")
+
+
+def worth_saying(message: str) -> bool:
+    """An INFO line of the pipeline's own code (what it generated, built, trained, synced) is shown."""
+    return bool(message) and not message.startswith(DBT_BOILERPLATE)
 
 
 def launch_tags(partition: str, launched_by: str) -> dict[str, str]:
@@ -228,9 +238,10 @@ def follow(
             if event is not None and event.event_type in FOLLOWED:
                 line = progress.on_event(event.event_type, entry.step_key, entry.user_message or "", entry.timestamp)
             elif event is None and entry.level >= 30:  # a warning or error from the pipeline's own code
-                line = (
-                    f"{'warning' if entry.level < 40 else 'error'} in {entry.step_key or 'run'}: {entry.user_message}"
-                )
+                level = "warning" if entry.level < 40 else "error"
+                line = f"{level} in {entry.step_key or 'run'}: {entry.user_message}"
+            elif event is None and entry.level >= 20 and worth_saying(entry.user_message or ""):
+                line = f"      {entry.user_message}"  # what the step is doing, under its line
             if line:
                 say(f"{clock(entry.timestamp - start):>6}  {line}")
         if status in ENDED and not connection.has_more:

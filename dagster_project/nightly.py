@@ -23,7 +23,8 @@ from ml.warehouse import connect, warehouse_path
 SYNC_FIELDS = ("created", "updated", "cleared", "unchanged", "unmatched", "failed")
 NEXT_STEPS = (
     "  make dev     the Dagster UI on http://127.0.0.1:3000 (this run, its logs, the asset graph, checks)\n"
-    "  make mlflow  the MLflow UI on http://127.0.0.1:5000 (training runs, metrics, registered versions)"
+    "  make mlflow  the MLflow UI: http://127.0.0.1:5000/#/experiments?workflowType=machine_learning (training\n"
+    "               runs, metrics, registered versions)"
 )
 
 

@@ -51,6 +51,9 @@ class WarehouseResource(ConfigurableResource):
 
 DEFAULT_TRACKING_URI = f"sqlite:///{DATA_DIR / 'mlflow.db'}"
 DEFAULT_MLFLOW_UI = "http://127.0.0.1:5000"
+# MLflow 3's UI starts in its GenAI view (a per-browser setting); this query opens a page in the model
+# training view, where runs, metrics and registered versions are.
+MODEL_TRAINING_VIEW = "workflowType=machine_learning"
 
 
 class MlflowResource(ConfigurableResource):
@@ -78,11 +81,11 @@ class MlflowResource(ConfigurableResource):
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
         """The MLflow UI page of a run."""
-        return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+        return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?{MODEL_TRAINING_VIEW}"
 
     def version_url(self, version: str) -> str:
         """The MLflow UI page of a registered version of the model."""
-        return f"{self.ui_url.rstrip('/')}/#/models/{MODEL_NAME}/versions/{version}"
+        return f"{self.ui_url.rstrip('/')}/#/models/{MODEL_NAME}/versions/{version}?{MODEL_TRAINING_VIEW}"
 
 
 def mlflow_from_env(environ: Mapping[str, str]) -> MlflowResource:

@@ -45,9 +45,9 @@ def test_mlflow_and_training_resources_from_the_environment(tmp_path):
     default = mlflow_from_env({})
     assert default.tracking_uri == f"sqlite:///{REPO / 'data' / 'mlflow.db'}"
     assert not default.allow_new_registry
-    assert default.run_url("3", "abc") == "http://127.0.0.1:5000/#/experiments/3/runs/abc"
+    assert default.run_url("3", "abc") == "http://127.0.0.1:5000/#/experiments/3/runs/abc?workflowType=machine_learning"
     assert MlflowResource(ui_url="http://mlflow:5000/").version_url("7") == (
-        "http://mlflow:5000/#/models/lead_scoring/versions/7"
+        "http://mlflow:5000/#/models/lead_scoring/versions/7?workflowType=machine_learning"
     )
     configured = mlflow_from_env({"MLFLOW_TRACKING_URI": "sqlite:///elsewhere.db"})
     assert "MLFLOW_TRACKING_URI" in repr(configured.tracking_uri)  # an EnvVar, resolved when a run starts
@@ -111,8 +111,11 @@ def test_the_model_and_the_scores_tell_the_truth(warehouse_copy: Path, tmp_path:
     assert run.data.tags["dagster_run_id"] == result.run_id, "the MLflow run names the Dagster run"
     assert model["mlflow_run"] == MetadataValue.url(
         f"http://mlflow.example:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+        "?workflowType=machine_learning"
     )
-    assert model["mlflow_model_version"].value.endswith("#/models/lead_scoring/versions/1")
+    assert model["mlflow_model_version"].value.endswith(
+        "#/models/lead_scoring/versions/1?workflowType=machine_learning"
+    )
     gate = check_of(result, GATE_CHECK)
     assert gate.passed and "| ROC AUC" in gate.metadata["comparison"].value
     assert "**Decision: promoted to champion.**" in gate.metadata["comparison"].value

@@ -30,7 +30,7 @@ from dagster import (
 )
 from dagster._core.events import EngineEventData
 
-from dagster_project.launcher import Progress, clock
+from dagster_project.launcher import Progress, clock, worth_saying
 from dagster_project.nightly import model_lines, sync_lines
 from dagster_project.partition_truth import partition_changes
 from dagster_project.partitions import MIN_TRAINING_SNAPSHOTS, daily_partitions
@@ -73,6 +73,8 @@ def test_progress_lines_count_steps_and_say_when_a_step_waits_for_the_pool():
     failed = progress.on_event(DagsterEventType.STEP_FAILURE, "dbt_warehouse", "dbt failed\ntraceback", 90.0)
     assert failed == "[2/2] dbt_warehouse FAILED: dbt failed"
     assert clock(3725) == "1:02:05" and clock(59.9) == "0:59"
+    assert worth_saying("building as-of days 2026-11-24 .. 2026-11-24")
+    assert not worth_saying("Running dbt command: `dbt build --select fqn:*`") and not worth_saying("")
 
 
 def test_summary_lines_name_the_model_gate_and_each_sync():
