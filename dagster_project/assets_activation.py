@@ -52,7 +52,7 @@ def sync(
         context.log.info("a backfill of older days: nothing is synced (the CRM keeps the latest scores)")
         return skipped(warehouse, destination, "backfill of older partitions")
     mapping = load_mapping()
-    with warehouse.connect() as con:
+    with warehouse.connect(log=context.log) as con:
         objects = list(mapping.for_destination(destination))
         ready = [o.name for o in objects if all(table_exists(con, "main", r) for r in (o.relation, o.identity) if r)]
         missing = sorted({o.name for o in objects} - set(ready))

@@ -74,6 +74,7 @@ def run_dbt_build(
     the counts cannot be fetched while dbt runs. Events of a failed build are still passed on (what
     dbt did build is materialised), then the failure is raised, which blocks everything downstream.
     """
+    warehouse.wait_until_writable(context.log)  # dbt would fail at once on a file another process holds
     invocation = dbt.cli(dbt_build_args(vars_, full_refresh=full_refresh), context=context)
     events, failure = [], None
     try:
@@ -82,7 +83,7 @@ def run_dbt_build(
         failure = exc
     relations = relations_by_key(invocation.manifest)
     window = (vars_.get("min_date", "1900-01-01"), vars_["max_date"]) if vars_ else None
-    with warehouse.connect(read_only=True) as con:
+    with warehouse.connect(read_only=True, log=context.log) as con:
         for event in events:
             if isinstance(event, Output):
                 key = context.asset_key_for_output(event.output_name)
@@ -157,7 +158,7 @@ def dbt_daily_history(
     features = relations[AssetKey("lead_features")]
     built = len(history_on_disk(warehouse, features))
     if config.rebuild_training_history or needs_training_history(built):
-        vars_ = training_history_vars(window.end.date() - dt.timedelta(days=1))
+        vars_ = training_history_vars(window.end.date() - dt.timedelta(days=1), window.start.date())
         why = "as configured" if config.rebuild_training_history else f"lead_features has {built} as-of days"
         context.log.info(f"rebuilding the weekly training history up to {vars_['max_date']} ({why})")
         yield from run_dbt_build(context, dbt, warehouse, vars_, full_refresh=True)

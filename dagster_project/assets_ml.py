@@ -89,7 +89,7 @@ def lead_scoring_model(
     settings, split_config = mlflow.settings(), training.split_config()
     # Read everything first and let go of the file: tuning takes minutes, and an open reader would hold
     # DuckDB's lock against the writers of other runs (this asset is not in the warehouse pool).
-    with warehouse.connect(read_only=True) as con:
+    with warehouse.connect(read_only=True, log=context.log) as con:
         data = TrainingData.read(con, split_config)
     outcome = train_and_register(
         data,
@@ -153,12 +153,12 @@ def lead_scores(
     totals: dict[str, object] = {"days": 0, "rows_written": 0}
     drift, distribution = None, {}
     while day <= last:
-        with warehouse.connect(read_only=True) as con:
+        with warehouse.connect(read_only=True, log=context.log) as con:
             result = score_as_of(con, model, day)
         if result.status != "scored":
             context.log.warning(f"{day}: {result.status}")
         else:
-            with warehouse.connect() as con:  # the write lock only for the write
+            with warehouse.connect(log=context.log) as con:  # the write lock only for the write
                 written = write_scores(con, result.scores, day)
             context.log.info(f"{day}: {written:,} leads scored with {result.stats.model_version}")
             totals["rows_written"] = int(totals["rows_written"]) + written
@@ -167,7 +167,7 @@ def lead_scores(
             drift = result.stats.drift or drift
         totals["days"] = int(totals["days"]) + 1
         day += dt.timedelta(days=1)
-    with warehouse.connect(read_only=True) as con:
+    with warehouse.connect(read_only=True, log=context.log) as con:
         scored_days = as_of_days(con, "main", "lead_scores")
     reconcile_partitions(context, context.assets_def.key, scored_days, context.partition_keys)
     psi = round(drift.psi, 4) if drift else None

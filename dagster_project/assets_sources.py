@@ -32,7 +32,7 @@ def raw_sources(context: AssetExecutionContext, warehouse: WarehouseResource, so
         counts, origin = _load(context, warehouse, sources)
     except SourceLoadError as exc:
         raise Failure(description=str(exc)) from None  # the message says it all: no traceback
-    with warehouse.connect(read_only=True) as con:
+    with warehouse.connect(read_only=True, log=context.log) as con:
         loaded_at = newest_loaded_at(con)
     for table in RAW_TABLES:
         yield MaterializeResult(
@@ -62,7 +62,7 @@ def _load(
     context: AssetExecutionContext, warehouse: WarehouseResource, sources: SourcesResource
 ) -> tuple[dict[str, int], dict[str, object]]:
     guards = {"allow_shrink": sources.allow_shrink, "max_shrink": sources.max_shrink}  # the volume guards
-    with warehouse.connect() as con:
+    with warehouse.connect(log=context.log) as con:
         if sources.kind == "files":
             context.log.info(f"loading raw exports from {sources.files_dir}")
             counts = load_files(con, sources.files_dir, **guards)

@@ -47,6 +47,7 @@ FOLLOWED = {
 }
 POOL_BLOCKED = "Step blocked by limit for pool "
 PR_SET_PDEATHSIG = 1
+MAX_DAEMON_STARTS = 3
 
 
 # --- what the terminal shows (pure) -------------------------------------------------------------------
@@ -116,7 +117,7 @@ def daemon_pids(dagster_home: Path) -> list[int]:
         except OSError:
             continue
         home = environ.get(b"DAGSTER_HOME", b"").decode()
-        if home and Path(home).resolve() == dagster_home.resolve():
+        if home and Path(home).expanduser().resolve() == dagster_home.expanduser().resolve():
             pids.append(int(proc.name))
     return pids
 
@@ -133,13 +134,22 @@ class Daemon:
         self.dagster_home = dagster_home
         self.environ = dict(environ)
         self.process: subprocess.Popen | None = None
+        self.starts = 0
         # Not $DAGSTER_HOME/logs: the daemon removes that folder when it stops.
         self.log_path = dagster_home / "leadscore" / "daemon.log"
 
     def ensure(self) -> bool:
-        """Start a daemon unless one serves this instance; True when this call started it."""
+        """Start a daemon unless one serves this instance; True when this call started it.
+
+        A daemon of ours that keeps dying (a broken instance or workspace) is not restarted forever: the third
+        death stops the launcher with the end of the daemon's log."""
         if self.process and self.process.poll() is None:
             return False
+        if self.process and self.starts >= MAX_DAEMON_STARTS:
+            tail = " / ".join(self.log_path.read_text(errors="replace").strip().splitlines()[-3:])
+            raise RuntimeError(
+                f"the Dagster daemon exited {self.starts} times (code {self.process.returncode}): {tail}"
+            )
         lock_path = self.dagster_home / ".leadscore-daemon.lock"
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         with open(lock_path, "w") as lock:  # two launchers at once must not start two daemons
@@ -158,6 +168,7 @@ class Daemon:
                     start_new_session=True,  # Ctrl-C in the terminal reaches the launcher, which cancels cleanly
                     preexec_fn=_die_with_parent,
                 )
+            self.starts += 1
             time.sleep(0.5)  # let it appear in /proc before the lock is released
         return True
 
@@ -278,11 +289,22 @@ def launch_and_follow(
     if daemon.ensure():  # first: it loads the code location while the run is being queued
         say(f"started a Dagster daemon to take runs off the queue (log: {daemon.log_path})")
     try:
-        run_id = submit(job, launch_tags(partition, launched_by), environ)
+        existing = active_runs_for(instance, job, partition)
+        if existing:  # e.g. the schedule's catch-up tick for the same day: follow it rather than run twice
+            run_id = existing[0].run_id
+            state, origin = existing[0].status.value.lower(), describe_origin(existing[0].tags)
+            say(
+                f"run {run_id[:8]} of job '{job}' for partition {partition} is already {state} ({origin}): following it"
+            )
+        else:
+            run_id = submit(job, launch_tags(partition, launched_by), environ)
+            say(f"queued run {run_id[:8]} of job '{job}' for partition {partition}")
+            for duplicate in scheduled_duplicates(instance, job, partition, run_id):
+                instance.run_coordinator.cancel_run(duplicate.run_id)
+                say(f"cancelled the schedule's queued run {duplicate.run_id[:8]} for the same day: this run does it")
     except BaseException:
-        daemon.stop()
+        _stop_when_idle(instance, daemon, say)  # never kill runs another launcher follows on our daemon
         raise
-    say(f"queued run {run_id[:8]} of job '{job}' for partition {partition}")
 
     def keep_alive() -> None:
         daemon.ensure()  # a daemon that went away (make dev stopped) is replaced
@@ -299,6 +321,27 @@ def launch_and_follow(
         with contextlib.suppress(KeyboardInterrupt):
             _stop_when_idle(instance, daemon, say)
     return Launch(run_id, status, time.time() - start, recovered)
+
+
+def active_runs_for(instance: DagsterInstance, job: str, partition: str) -> list:
+    """Runs of ``job`` for ``partition`` that are queued or in progress (oldest first)."""
+    runs = instance.get_runs(RunsFilter(job_name=job, statuses=WAITING, tags={"dagster/partition": partition}))
+    return list(reversed(runs))
+
+
+def scheduled_duplicates(instance: DagsterInstance, job: str, partition: str, ours: str) -> list:
+    """Queued runs the schedule created for the same day as ours (its catch-up tick when the daemon started)."""
+    return [
+        run
+        for run in active_runs_for(instance, job, partition)
+        if run.run_id != ours and run.status == DagsterRunStatus.QUEUED and "dagster/schedule_name" in run.tags
+    ]
+
+
+def describe_origin(tags: Mapping[str, str]) -> str:
+    if "dagster/schedule_name" in tags:
+        return f"by schedule {tags['dagster/schedule_name']}"
+    return f"by {tags.get('leadscore/launched_by', 'the UI or another launcher')}"
 
 
 def cancel(instance: DagsterInstance, run_id: str, wait_s: float = 30.0) -> DagsterRunStatus:

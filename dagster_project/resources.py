@@ -44,9 +44,20 @@ class WarehouseResource(ConfigurableResource):
     """The DuckDB warehouse file. Readers open it read-only; writers belong to the warehouse pool."""
 
     path: str
+    lock_timeout_s: float = Field(
+        default=600.0,
+        description="How long a step waits for the DuckDB file while a process outside the warehouse pool (a dbt "
+        "left by a killed run, a SQL client) holds its lock, before it fails naming that process.",
+    )
 
-    def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-        return warehouse.connect(Path(self.path), read_only=read_only)
+    def connect(self, read_only: bool = False, log: Any = None) -> duckdb.DuckDBPyConnection:
+        on_wait = log.info if log is not None else None
+        return warehouse.connect_waiting(Path(self.path), read_only, self.lock_timeout_s, on_wait)
+
+    def wait_until_writable(self, log: Any = None) -> None:
+        """Return once this process could take the write lock (before handing the file to dbt)."""
+        if Path(self.path).exists():
+            self.connect(log=log).close()
 
 
 DEFAULT_TRACKING_URI = f"sqlite:///{DATA_DIR / 'mlflow.db'}"

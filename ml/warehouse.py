@@ -14,7 +14,8 @@ import datetime as dt
 import json
 import subprocess
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import duckdb
@@ -34,6 +35,38 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     return duckdb.connect(str(path), read_only=read_only)
+
+
+def is_lock_conflict(error: BaseException) -> bool:
+    """DuckDB's error when another process holds the file's write lock (it names that process)."""
+    return isinstance(error, duckdb.IOException) and "lock" in str(error).lower()
+
+
+def connect_waiting(
+    path: Path,
+    read_only: bool = False,
+    timeout_s: float = 600.0,
+    on_wait: Callable[[str], None] | None = None,
+    poll_s: float = 2.0,
+) -> duckdb.DuckDBPyConnection:
+    """:func:`connect`, waiting up to ``timeout_s`` while another process holds the write lock.
+
+    Within leadscore the pool makes writers take turns, but a process outside it can still hold the file: a
+    dbt left running by a killed run, an analyst's SQL client. Waiting (and saying so once) turns that into
+    a delay instead of a failed nightly; after the timeout DuckDB's own error, naming the process, is raised.
+    """
+    deadline = time.monotonic() + timeout_s
+    told = False
+    while True:
+        try:
+            return connect(path, read_only=read_only)
+        except duckdb.IOException as exc:
+            if not is_lock_conflict(exc) or time.monotonic() >= deadline:
+                raise
+            if on_wait and not told:
+                on_wait(f"waiting up to {timeout_s:.0f} s for the warehouse lock: {str(exc).splitlines()[0]}")
+                told = True
+            time.sleep(poll_s)
 
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):

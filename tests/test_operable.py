@@ -7,8 +7,8 @@ a new launch that recovers and builds the missing training history on its own, a
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import duckdb
 import pytest
 from dagster import (
     AssetKey,
@@ -33,10 +34,12 @@ from dagster._core.events import EngineEventData
 from dagster_project.launcher import Progress, clock, worth_saying
 from dagster_project.nightly import model_lines, sync_lines
 from dagster_project.partition_truth import partition_changes
-from dagster_project.partitions import MIN_TRAINING_SNAPSHOTS, daily_partitions
+from dagster_project.partitions import MIN_TRAINING_SNAPSHOTS, daily_partitions, training_history_vars
 from dagster_project.recovery import RunProcess, is_dead, recover_dead_runs, worker_pid
 from dagster_project.schedules import nightly_schedule
-from tests.conftest import REPO, TINY_END_DATE, query
+from ml.warehouse import connect as duckdb_connect
+from ml.warehouse import connect_waiting
+from tests.conftest import REPO, TINY_END_DATE, query, run_dbt
 
 
 # --- pure rules ---------------------------------------------------------------------------------------
@@ -84,8 +87,15 @@ def test_summary_lines_name_the_model_gate_and_each_sync():
         "hubspot_sync": {"leads_status": "complete", "leads_updated": 12, "leads_unchanged": 3, "leads_failed": 1},
         "salesforce_sync": {"skipped": "backfill of older partitions"},
     }  # fmt: skip
-    [model] = model_lines(materialized, {"promotion_gate": {"passed": False}})
-    assert "lead_scoring/3" in model and "0.876" in model and "champion kept" in model
+    promoted = {**materialized["lead_scoring_model"], "status": "promoted", "message": "promoted: better"}
+    [model] = model_lines({"lead_scoring_model": promoted}, {"promotion_gate": {"passed": True}})
+    assert "lead_scoring/3, test ROC AUC 0.876; promoted: better" in model
+    kept = {**materialized["lead_scoring_model"], "champion_version": "lead_scoring/2"}
+    [model] = model_lines({"lead_scoring_model": kept}, {"promotion_gate": {"passed": False}})
+    assert "lead_scoring/2;" in model and "0.876" not in model, "the champion that scored, not the refused one"
+    assert "champion kept" in model
+    waiting = sync_lines({"hubspot_sync": {"waiting_for_tables": ["leads"], "accounts_status": "complete"}})
+    assert waiting[0] == "  hubspot      not synced yet (their tables do not exist): leads"
     lines = sync_lines(materialized)
     assert "hubspot      leads: complete: created 0, updated 12, cleared 0, unchanged 3" in lines[0]
     assert lines[0].endswith("failed 1") and lines[1] == "  salesforce   skipped: backfill of older partitions"
@@ -210,9 +220,11 @@ def operated(tmp_path_factory):
     assert reported is not None
     worker = reported[0]
     os.killpg(killed_launcher.pid, signal.SIGKILL)
-    for pid in [worker, *descendants(worker)]:  # the run's process and dbt under it: kill -9, no clean-up
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    # kill -9 of the run's process: no clean-up. The dbt it started lives on as an orphan holding the DuckDB
+    # file until it finishes; the next run must wait for it rather than fail.
+    orphans = descendants(worker)
+    os.kill(worker, signal.SIGKILL)
+    assert orphans, "dbt was running under the killed process"
     killed_launcher.wait()
     recovering = launch(env, partition, root / "recovering.log")
     assert recovering.wait(timeout=900) == 0, (root / "recovering.log").read_text()[-4000:]
@@ -276,3 +288,38 @@ def test_materialized_partitions_match_the_as_of_days_in_the_warehouse(operated)
         if scored:
             days = {str(d) for (d,) in query(warehouse, "SELECT DISTINCT as_of FROM lead_scores")}
             assert days & valid <= instance.get_materialized_partitions(AssetKey("lead_scores"))
+
+
+@pytest.mark.slow
+def test_a_training_history_rebuild_for_a_range_builds_every_day_of_it(warehouse_copy):
+    """A backfill of a week on a new warehouse: Dagster records all seven partitions, so all seven must exist."""
+    first, last = TINY_END_DATE - dt.timedelta(days=6), TINY_END_DATE
+    vars_ = json.dumps(training_history_vars(last, first))
+    run_dbt(warehouse_copy, "build", "--select", "tag:daily_history", "--full-refresh", "--vars", vars_)
+    days = {d for (d,) in query(warehouse_copy, "SELECT DISTINCT as_of FROM lead_features")}
+    assert {first + dt.timedelta(days=n) for n in range(7)} <= days, "every day of the range"
+    older = sorted(d for d in days if d < first)
+    assert len(older) >= MIN_TRAINING_SNAPSHOTS and all((d - dt.date(2000, 1, 3)).days % 7 == 0 for d in older)
+
+
+def test_a_writer_waits_for_a_lock_held_outside_the_pool_then_proceeds(tmp_path):
+    """A dbt left running by a killed run still holds the DuckDB file: the next writer waits, then writes."""
+    path = tmp_path / "w.duckdb"
+    duckdb_connect(path).close()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('held', flush=True); time.sleep(4)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(duckdb.IOException, match=r"(?i)lock"):
+        connect_waiting(path, timeout_s=0.5, poll_s=0.1)
+    said: list[str] = []
+    with connect_waiting(path, timeout_s=60, on_wait=said.append, poll_s=0.2) as con:
+        con.execute("CREATE TABLE t AS SELECT 1 AS x")
+    holder.wait()
+    assert len(said) == 1 and "waiting up to 60 s for the warehouse lock" in said[0]

@@ -95,6 +95,9 @@ def test_history_vars_cover_exactly_the_window():
     with pytest.raises(ValueError):
         history_vars(dt.date(2026, 6, 1), dt.date(2026, 6, 1))
     assert training_history_vars(dt.date(2026, 6, 7)) == {"max_date": "2026-06-07", "snapshot_every_days": 7}
+    assert training_history_vars(dt.date(2026, 6, 7), dt.date(2026, 6, 7)) == training_history_vars(dt.date(2026, 6, 7))
+    ranged = training_history_vars(dt.date(2026, 6, 7), dt.date(2026, 6, 1))
+    assert ranged["daily_from"] == "2026-06-01", "a backfill range on a new warehouse builds each of its days"
     # Outside Dagster (the benches), one day is the same window, of the per-day models only.
     args = build_days_args(dt.date(2026, 6, 7), dt.date(2026, 6, 7))
     assert args[:4] == ["build", "--select", "account_metrics_daily", "lead_features"]

@@ -14,7 +14,8 @@
   build starts 90 days into the history, an incremental run re-does the latest day it already has, and
   both end at the last complete day of data.
   Grid: days on the `snapshot_every_days` grid (weekly by default: enough training history, a seventh
-  of the rows) plus always the last day of the range, which is the day being scored.
+  of the rows) plus always the last day of the range, which is the day being scored, plus every day
+  from var daily_from on when it is set.
 -#}
 {% macro as_of_dates() -%}
   {%- set every = var('snapshot_every_days') | int -%}
@@ -32,6 +33,9 @@
   generate_series(cast(bounds.min_date as timestamp), cast(bounds.max_date as timestamp), interval 1 day) days(d)
   where datediff('day', date '2000-01-03', cast(d as date)) % {{ every }} = 0
      or cast(d as date) = bounds.max_date
+     {%- if var('daily_from') %}
+     or cast(d as date) >= cast('{{ var("daily_from") }}' as date)
+     {%- endif %}
 {%- endmacro %}
 
 {# Engagement weight of something `days_ago` days old: halves every `decay_half_life_days`. #}
