@@ -28,7 +28,7 @@ from dagster_project.partitions import (
 from dagster_project.project import dbt_project
 from dagster_project.resources import WarehouseResource
 from dagster_project.translator import LeadscoreDbtTranslator, dbt_asset_key
-from ml.warehouse import history_vars
+from ml.warehouse import history_vars, table_exists
 
 # Each op runs the tests whose parents it builds or has already built upstream ("buildable"). The
 # default ("eager") would make the unpartitioned op run tests on lead_features before the
@@ -118,10 +118,7 @@ class DailyHistoryConfig(Config):
 
 def as_of_days(con, schema: str, table: str) -> set[str]:
     """The as-of days a history table holds (empty when it does not exist yet)."""
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, table]
-    ).fetchall()[0][0]
-    if not exists:
+    if not table_exists(con, schema, table):
         return set()
     rows = con.execute(f'SELECT DISTINCT strftime(as_of, \'%Y-%m-%d\') FROM "{schema}"."{table}"').fetchall()
     return {day for (day,) in rows}

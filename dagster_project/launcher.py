@@ -23,7 +23,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +48,7 @@ FOLLOWED = {
 POOL_BLOCKED = "Step blocked by limit for pool "
 PR_SET_PDEATHSIG = 1
 MAX_DAEMON_STARTS = 3
+KEEP_ALIVE_EVERY_S = 5.0
 
 
 # --- what the terminal shows (pure) -------------------------------------------------------------------
@@ -306,7 +307,14 @@ def launch_and_follow(
         _stop_when_idle(instance, daemon, say)  # never kill runs another launcher follows on our daemon
         raise
 
+    last_check = 0.0
+
     def keep_alive() -> None:
+        # Every few seconds, not on every poll: both scan processes and read the run's events.
+        nonlocal last_check
+        if time.monotonic() - last_check < KEEP_ALIVE_EVERY_S:
+            return
+        last_check = time.monotonic()
         daemon.ensure()  # a daemon that went away (make dev stopped) is replaced
         for dead in recover_dead_runs(instance, linux_process_started_at, only_run_id=run_id):
             say(f"the run's process died: {dead.describe()}")
@@ -369,9 +377,3 @@ def _stop_when_idle(instance: DagsterInstance, daemon: Daemon, say: Callable[[st
             told = True
         time.sleep(2)
     daemon.stop()
-
-
-@contextlib.contextmanager
-def instance_from(dagster_home: Path) -> Iterator[DagsterInstance]:
-    with DagsterInstance.from_config(str(dagster_home)) as instance:
-        yield instance

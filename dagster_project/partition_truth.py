@@ -24,13 +24,6 @@ class PartitionChanges:
     to_wipe: list[str]  # recorded, no longer in the table
     outside: int  # as-of days in the table before the first partition or after the last
 
-    def metadata(self) -> dict[str, object]:
-        return {
-            "partitions_recorded_from_table": len(self.to_record),
-            "partitions_wiped_not_in_table": len(self.to_wipe),
-            "as_of_days_outside_partitions": self.outside,
-        }
-
 
 def partition_changes(
     in_table: Iterable[str], recorded: Iterable[str], valid: Iterable[str], this_run: Iterable[str] = ()

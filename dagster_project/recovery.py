@@ -106,9 +106,9 @@ def worker_pid(instance: DagsterInstance, run_id: str) -> tuple[int, float] | No
     return None
 
 
-def runs_in_progress(instance: DagsterInstance) -> list[RunProcess]:
+def runs_in_progress(instance: DagsterInstance, run_id: str | None = None) -> list[RunProcess]:
     found = []
-    for run in instance.get_runs(RunsFilter(statuses=IN_PROGRESS)):
+    for run in instance.get_runs(RunsFilter(statuses=IN_PROGRESS, run_ids=[run_id] if run_id else None)):
         worker = worker_pid(instance, run.run_id)
         found.append(
             RunProcess(run.run_id, pid=worker[0] if worker else None, reported_at=worker[1] if worker else None)
@@ -143,8 +143,8 @@ def recover_dead_runs(
 ) -> list[Recovered]:
     """Mark every dead run in progress failed and free the pool slots of dead and ended runs."""
     recovered = []
-    for run in runs_in_progress(instance):
-        if (only_run_id and run.run_id != only_run_id) or not is_dead(run, process_started_at):
+    for run in runs_in_progress(instance, only_run_id):
+        if not is_dead(run, process_started_at):
             continue
         dagster_run = instance.get_run_by_id(run.run_id)
         if dagster_run is None or dagster_run.status not in IN_PROGRESS:
