@@ -51,13 +51,57 @@ activity as (
         {%- endfor %}
         coalesce(sum(a.touches) filter (where a.activity_date <= l.as_of - 7 and a.activity_date > l.as_of - 28), 0)
             as touches_prev_21d,
-        l.as_of - max(a.activity_date) filter (where a.touches > 0) as days_since_last_touch
+        l.as_of - max(a.activity_date) filter (where a.touches > 0) as days_since_last_touch,
+        -- Distinct days, as sums of first-known-row flags (see int_lead_daily_activity). The events have no
+        -- sessions: a visit is a day with page views.
+        sum(a.first_known_active_day) filter (where a.activity_date > l.as_of - 7) as active_days_7d,
+        sum(a.first_known_active_day) filter (where a.activity_date > l.as_of - 30) as active_days_30d,
+        sum(a.first_known_visit_day) filter (where a.activity_date > l.as_of - 30) as visit_days_30d
     from open_leads as l
     join {{ ref('int_lead_daily_activity') }} as a
       on a.lead_id = l.lead_id
      and a.known_date <= l.as_of
      and a.activity_date > l.as_of - 90
     group by l.lead_id, l.as_of
+),
+
+high_intent_days as (
+    -- High-intent activity per day (same point-in-time rules as `activity`, a small subset of its rows: the
+    -- high-intent features are computed here, not in that wide aggregate), with the gap since the previous day.
+    select
+        lead_id,
+        as_of,
+        activity_date,
+        high_intent_touches,
+        activity_date - lag(activity_date) over (partition by lead_id, as_of order by activity_date) as gap_days
+    from (
+        -- INTEGER again, so that the sums below stay BIGINT (see int_lead_daily_activity)
+        select l.lead_id, l.as_of, a.activity_date, cast(sum(a.high_intent_touches) as integer) as high_intent_touches
+        from open_leads as l
+        join {{ ref('int_lead_daily_activity') }} as a
+          on a.lead_id = l.lead_id
+         and a.known_date <= l.as_of
+         and a.activity_date > l.as_of - 90
+        where a.high_intent_touches > 0
+        group by l.lead_id, l.as_of, a.activity_date
+    ) as days
+),
+
+evaluation as (
+    -- The high-intent features. The current evaluation burst is the run of high-intent days, no two
+    -- consecutive ones more than 21 days apart, that ends at the latest one: it starts at the latest day
+    -- that follows a longer gap (or none).
+    select
+        lead_id,
+        as_of,
+        sum(high_intent_touches) filter (where activity_date > as_of - 7) as high_intent_touches_7d,
+        sum(high_intent_touches) filter (where activity_date > as_of - 30) as high_intent_touches_30d,
+        sum(high_intent_touches) filter (where activity_date <= as_of - 7 and activity_date > as_of - 28)
+            as high_intent_touches_prev_21d,
+        as_of - max(activity_date) filter (where gap_days is null or gap_days > 21) as days_since_first_high_intent,
+        as_of - max(activity_date) as days_since_last_high_intent
+    from high_intent_days
+    group by lead_id, as_of
 ),
 
 data_window as (select data_through from {{ ref('int_data_window') }})
@@ -90,6 +134,18 @@ select
     {%- endfor %}
     round((coalesce(a.touches_7d, 0) + 1) / (coalesce(a.touches_prev_21d, 0) / 3.0 + 1), 4) as engagement_velocity,
     a.days_since_last_touch,
+    -- evaluation stage: pricing, case studies and demo requests (high intent), and how the lead visits
+    coalesce(e.high_intent_touches_7d, 0) as high_intent_touches_7d,
+    coalesce(e.high_intent_touches_30d, 0) as high_intent_touches_30d,
+    e.days_since_first_high_intent,
+    e.days_since_last_high_intent,
+    round((coalesce(e.high_intent_touches_7d, 0) + 1) / (coalesce(e.high_intent_touches_prev_21d, 0) / 3.0 + 1), 4)
+        as intent_velocity,
+    coalesce(a.active_days_7d, 0) as active_days_7d,
+    coalesce(a.active_days_30d, 0) as active_days_30d,
+    greatest(coalesce(a.visit_days_30d, 0) - 1, 0) as return_visits_30d,
+    case when a.visit_days_30d > 0 then round(cast(a.page_views_30d as double) / a.visit_days_30d, 4) else 0 end
+        as pages_per_visit_day_30d,
     -- the account as of the same day (opportunity and pipeline figures are left out on purpose: an
     -- opportunity is the sales process already acting on the outcome we want to predict)
     m.customer_status as account_customer_status,
@@ -112,5 +168,6 @@ from open_leads as o
 join {{ ref('int_leads') }} as l on l.lead_id = o.lead_id
 cross join data_window as w
 left join activity as a on a.lead_id = o.lead_id and a.as_of = o.as_of
+left join evaluation as e on e.lead_id = o.lead_id and e.as_of = o.as_of
 left join {{ ref('account_metrics_daily') }} as m
   on m.account_id = l.account_id and m.as_of = o.as_of
