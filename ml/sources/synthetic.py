@@ -330,6 +330,49 @@ def oracle_probability(
     return np.where(at_risk > 0, p_convert * (cdf(as_of_day + horizon_days) - cdf(as_of_day)) / at_risk, 0.0)
 
 
+def fair_probability(
+    p_convert: np.ndarray,
+    evaluation_start_day: np.ndarray,
+    as_of_day: np.ndarray,
+    delay_min: float,
+    delay_max: float,
+    evaluation_delay_mean: float | np.ndarray,
+    created_day: np.ndarray | None = None,
+    horizon_days: float = 90.0,
+) -> np.ndarray:
+    """P(convert in (as_of, as_of + horizon] | not converted by as_of, the hidden traits, and only what
+    has happened by as_of): the best a model could do even in principle.
+
+    :func:`oracle_probability` also knows *when* an evaluation that has not begun by as_of will begin,
+    which nothing observable by as_of reveals, so it is an unreachable ceiling. This one uses the
+    evaluation start only once it has happened (then it equals the oracle). Before that it averages
+    over the start: ``evaluation_start − created ~ Exp(mean m)`` is memoryless, so given no start by
+    as_of the remaining wait ``u = start − max(as_of, created)`` is again ``Exp(m)``. Nothing can have
+    converted before its evaluation started (``delay_min ≥ 0``), so nobody has left the risk set and
+    the probability is ``p·E_u[F(as_of + h)]``. With ``F(t) = clip((t − start − delay_min)/w, 0, 1)``,
+    ``w = delay_max − delay_min``, ``x⁺ = max(x, 0)`` and ``Φ(x) = E[(x − u)⁺] = x − m·(1 − e^(−x/m))``
+    for ``x ≥ 0``, the clipped line is a difference of two hinges, so exactly
+    ``p·(Φ((g − delay_min)⁺) − Φ((g − delay_max)⁺))/w`` where ``g = h − (created − as_of)⁺``.
+    """
+    if delay_min < 0 or delay_max <= delay_min:
+        raise ValueError("need 0 <= delay_min < delay_max")
+    p_convert = np.asarray(p_convert, dtype=float)
+    start = np.asarray(evaluation_start_day, dtype=float)
+    as_of = np.asarray(as_of_day, dtype=float)
+    mean = np.asarray(evaluation_delay_mean, dtype=float)
+    not_yet_created = 0.0 if created_day is None else np.maximum(np.asarray(created_day, dtype=float) - as_of, 0.0)
+    gap = horizon_days - not_yet_created
+    safe_mean = np.where(mean > 0, mean, 1.0)
+
+    def expected_hinge(x: np.ndarray) -> np.ndarray:
+        x = np.maximum(x, 0.0)
+        return np.where(mean > 0, x + safe_mean * np.expm1(-x / safe_mean), x)
+
+    waiting = p_convert * (expected_hinge(gap - delay_min) - expected_hinge(gap - delay_max)) / (delay_max - delay_min)
+    started = oracle_probability(p_convert, start, as_of, delay_min, delay_max, horizon_days)
+    return np.clip(np.where(start <= as_of, started, waiting), 0.0, 1.0)
+
+
 def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For ragged per-owner counts, the owner of each child and the child's index within its owner."""
     counts = counts.astype(np.int64)
@@ -1337,7 +1380,8 @@ def _write_oracle(con: duckdb.DuckDBPyConnection, company: SyntheticCompany, lea
             CREATE OR REPLACE TABLE oracle.lead_truth AS
             SELECT printf('L-%07d', contact_num) AS contact_id, fit, intent, in_market, p_convert, evaluation_start,
                    {cfg.conversion_delay_min_days}::DOUBLE AS conversion_delay_min_days,
-                   {cfg.conversion_delay_max_days}::DOUBLE AS conversion_delay_max_days
+                   {cfg.conversion_delay_max_days}::DOUBLE AS conversion_delay_max_days,
+                   {cfg.evaluation_delay_mean_days}::DOUBLE AS evaluation_delay_mean_days
             FROM _truth
             """
         )
@@ -1347,7 +1391,7 @@ def _write_oracle(con: duckdb.DuckDBPyConnection, company: SyntheticCompany, lea
             """
             INSERT INTO oracle.lead_truth
             SELECT printf('L-%07d', d.dup_num), t.fit, t.intent, t.in_market, t.p_convert, t.evaluation_start,
-                   t.conversion_delay_min_days, t.conversion_delay_max_days
+                   t.conversion_delay_min_days, t.conversion_delay_max_days, t.evaluation_delay_mean_days
             FROM (SELECT unnest(?) AS dup_num, unnest(?) AS orig_num) d
             JOIN oracle.lead_truth t ON t.contact_id = printf('L-%07d', d.orig_num)
             """,
