@@ -67,6 +67,7 @@ docs: install
 bench: install
 	$(UV) run python -m ml.sources.bench
 	$(UV) run python -m ml.bench
+	$(UV) run python -m ml.quality
 	$(UV) run python -m activation.bench
 
 lint: install

@@ -28,6 +28,7 @@ from dagster_project.partitions import (
 from dagster_project.project import dbt_project
 from dagster_project.resources import WarehouseResource
 from dagster_project.translator import LeadscoreDbtTranslator, dbt_asset_key
+from ml.features import FeatureSet, from_manifest
 from ml.warehouse import history_vars, table_exists
 
 # Each op runs the tests whose parents it builds or has already built upstream ("buildable"). The
@@ -124,6 +125,15 @@ def as_of_days(con, schema: str, table: str) -> set[str]:
     return {day for (day,) in rows}
 
 
+def undeclared_columns(con, schema: str, table: str, features: FeatureSet) -> list[str]:
+    """Declared features the table does not have yet (an analyst added a column): the history must be
+    rebuilt, or the model would learn the new feature from one day of values and years of nulls."""
+    if not table_exists(con, schema, table):
+        return []
+    present = {row[0] for row in con.execute(f'DESCRIBE "{schema}"."{table}"').fetchall()}
+    return [name for name in features.names if name not in present]
+
+
 def history_on_disk(warehouse: WarehouseResource, relation: tuple[str, str]) -> set[str]:
     if not Path(warehouse.path).exists():
         return set()  # a new warehouse: nothing built yet
@@ -151,12 +161,22 @@ def dbt_daily_history(
     Afterwards the partitions recorded in Dagster are made to match the as-of days in the tables.
     """
     window = context.partition_time_window
-    relations = relations_by_key(json.loads(PROJECT.manifest_path.read_text()))
+    manifest = json.loads(PROJECT.manifest_path.read_text())
+    relations = relations_by_key(manifest)
     features = relations[AssetKey("lead_features")]
     built = len(history_on_disk(warehouse, features))
-    if config.rebuild_training_history or needs_training_history(built):
+    added: list[str] = []
+    if built:
+        with warehouse.connect(read_only=True) as con:
+            added = undeclared_columns(con, *features, from_manifest(manifest))
+    if config.rebuild_training_history or needs_training_history(built) or added:
         vars_ = training_history_vars(window.end.date() - dt.timedelta(days=1), window.start.date())
-        why = "as configured" if config.rebuild_training_history else f"lead_features has {built} as-of days"
+        if config.rebuild_training_history:
+            why = "as configured"
+        elif added:
+            why = f"the dbt YAML declares features lead_features lacks: {', '.join(added)}"
+        else:
+            why = f"lead_features has {built} as-of days"
         context.log.info(f"rebuilding the weekly training history up to {vars_['max_date']} ({why})")
         yield from run_dbt_build(context, dbt, warehouse, vars_, full_refresh=True)
     else:

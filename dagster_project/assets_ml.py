@@ -16,15 +16,17 @@ from dagster import (
     asset,
 )
 
-from dagster_project.assets_dbt import as_of_days
+from dagster_project.assets_dbt import PROJECT, as_of_days
 from dagster_project.assets_sources import WAREHOUSE_POOL
 from dagster_project.partition_truth import reconcile_partitions
 from dagster_project.partitions import daily_partitions
 from dagster_project.resources import MlflowResource, TrainingResource, WarehouseResource
+from ml.diagnostics import ablation_markdown, curve_markdown
 from ml.drift import WARN_ABOVE
+from ml.features import from_manifest_file
 from ml.pipeline import TrainingData, TrainingOutcome, train_and_register
 from ml.registry import MODEL_NAME, GateConfig, load_alias
-from ml.report import ScoreSummary, gate_markdown, histogram_markdown, tier_grid_markdown
+from ml.report import ScoreSummary, candidates_markdown, gate_markdown, histogram_markdown, tier_grid_markdown
 from ml.scoring import score_as_of, write_scores
 
 GATE_CHECK = "promotion_gate"
@@ -51,6 +53,10 @@ def model_metadata(outcome: TrainingOutcome, mlflow: MlflowResource) -> dict[str
         metadata["mlflow_model_version"] = MetadataValue.url(mlflow.version_url(outcome.version))
     if outcome.champion_version and outcome.champion_version != outcome.version:
         metadata["mlflow_champion_version"] = MetadataValue.url(mlflow.version_url(outcome.champion_version))
+    if outcome.curve:
+        metadata["learning_curve"] = MetadataValue.md(curve_markdown(outcome.curve))
+    if outcome.ablation:
+        metadata["ablation"] = MetadataValue.md(ablation_markdown(outcome.ablation))
     return metadata
 
 
@@ -62,6 +68,8 @@ def gate_check_metadata(outcome: TrainingOutcome, config: GateConfig) -> dict[st
         champion = f"{MODEL_NAME}/{decision.champion_version}" if decision.champion_version else None
         table = gate_markdown(decision, config, f"{MODEL_NAME}/{outcome.version}", champion)
         metadata["comparison"] = MetadataValue.md(table)
+    if outcome.main_model:
+        metadata["candidates"] = MetadataValue.md(candidates_markdown(outcome.metrics, outcome.main_model))
     return metadata
 
 
@@ -89,8 +97,11 @@ def lead_scoring_model(
     settings, split_config = mlflow.settings(), training.split_config()
     # Read everything first and let go of the file: tuning takes minutes, and an open reader would hold
     # DuckDB's lock against the writers of other runs (this asset is not in the warehouse pool).
+    # The features are what the dbt YAML declares, as tonight's dbt run parsed it (the manifest).
+    features = from_manifest_file(PROJECT.manifest_path)
+    context.log.info(f"training on {len(features.names)} declared features ({features.source})")
     with warehouse.connect(read_only=True, log=context.log) as con:
-        data = TrainingData.read(con, split_config)
+        data = TrainingData.read(con, features, split_config)
     outcome = train_and_register(
         data,
         settings,

@@ -144,17 +144,37 @@ class TrainingResource(ConfigurableResource):
         default=SplitConfig.min_conversions,
         description="Fewest conversions in the training window; fewer: training is skipped.",
     )
+    learning_curve: bool = Field(
+        default=True,
+        description="Log the learning curve (test AUC at 10/25/50/100% of the training accounts) with each model.",
+    )
+    ablation: bool = Field(
+        default=True,
+        description="Log the ablation table (AUC lost without each feature group and reason) with each model.",
+    )
 
     def split_config(self) -> SplitConfig:
         return SplitConfig(min_leads=self.min_leads, min_conversions=self.min_conversions)
 
     def train_config(self, tracking_uri: str) -> TrainConfig:
         study_dir = Path(self.study_dir).expanduser().resolve() if self.study_dir else default_study_dir(tracking_uri)
-        return TrainConfig(n_trials=self.n_trials, timeout_s=self.timeout_s, study_dir=study_dir)
+        return TrainConfig(
+            n_trials=self.n_trials,
+            timeout_s=self.timeout_s,
+            study_dir=study_dir,
+            learning_curve=TrainConfig.learning_curve if self.learning_curve else (),
+            ablation=self.ablation,
+        )
+
+
+# The learning curve and the ablation refit the model ~25 times after training (about a minute and a half
+# on the default data): on by default, off where only the pipeline's path matters (the tests' nightlies).
+DIAGNOSTICS_ENV = "LEADSCORE_MODEL_DIAGNOSTICS"
 
 
 def training_from_env(environ: Mapping[str, str]) -> TrainingResource:
-    """The nightly budget from ``LEADSCORE_OPTUNA_TRIALS`` / ``_TIMEOUT_S`` (defaults 12 / 240 s)."""
+    """The nightly budget from ``LEADSCORE_OPTUNA_TRIALS`` / ``_TIMEOUT_S`` (defaults 12 / 240 s) and the
+    diagnostics switch ``LEADSCORE_MODEL_DIAGNOSTICS`` (on / off, default on)."""
     try:
         n_trials = int(environ.get(TRIALS_ENV, "").strip() or NIGHTLY_TRIALS)
         timeout_s = float(environ.get(TIMEOUT_ENV, "").strip() or NIGHTLY_TIMEOUT_S)
@@ -162,7 +182,11 @@ def training_from_env(environ: Mapping[str, str]) -> TrainingResource:
         raise ValueError(f"{TRIALS_ENV} must be a whole number and {TIMEOUT_ENV} a number of seconds: {exc}") from None
     if n_trials < 1 or timeout_s <= 0:
         raise ValueError(f"{TRIALS_ENV} must be at least 1 and {TIMEOUT_ENV} positive")
-    return TrainingResource(n_trials=n_trials, timeout_s=timeout_s)
+    diagnostics = environ.get(DIAGNOSTICS_ENV, "on").strip().lower() or "on"
+    if diagnostics not in ("on", "off"):
+        raise ValueError(f"{DIAGNOSTICS_ENV} must be on or off, not {diagnostics!r}")
+    on = diagnostics == "on"
+    return TrainingResource(n_trials=n_trials, timeout_s=timeout_s, learning_curve=on, ablation=on)
 
 
 class SourcesResource(ConfigurableResource):

@@ -40,6 +40,7 @@ import pandas as pd
 from ml import warehouse
 from ml.bundle import ModelBundle
 from ml.data import latest_as_of, load_labelled, load_scoring_rows
+from ml.features import FeatureSet, from_dbt_yaml
 from ml.scoring import score_leads
 from ml.split import SplitConfig, check_minimum_data, time_split
 from ml.train import NIGHTLY_TIMEOUT_S, NIGHTLY_TRIALS, TrainConfig, train_model
@@ -70,11 +71,12 @@ def build_day(path: Path, day: dt.date) -> float:
     return time.perf_counter() - started
 
 
-def load_rows(path: Path, max_accounts: int | None, today: dt.date) -> tuple[pd.DataFrame, ...]:
+def load_rows(path: Path, features: FeatureSet, max_accounts: int | None, today: dt.date) -> tuple[pd.DataFrame, ...]:
     """(labelled rows as the nightly training reads them, consented rows of ``today``, of the day before)."""
     with warehouse.connect(path, read_only=True) as con:
-        labelled = load_labelled(con, max_accounts)
-        return labelled, load_scoring_rows(con, today), load_scoring_rows(con, today - dt.timedelta(days=1))
+        labelled = load_labelled(con, features, max_accounts)
+        yesterday = today - dt.timedelta(days=1)
+        return labelled, load_scoring_rows(con, today, features), load_scoring_rows(con, yesterday, features)
 
 
 def timed_plain(rows: pd.DataFrame, bundle: ModelBundle, runs: int = 3) -> float:
@@ -128,8 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         log.info("building as_of %s with dbt, the day before the latest", today - dt.timedelta(days=1))
         figures["yesterday_build_seconds"] = round(build_day(path, today - dt.timedelta(days=1)), 1)
 
+    features = from_dbt_yaml(warehouse.FEATURES_YAML)
     started = time.perf_counter()
-    labelled, rows_today, rows_yesterday = load_rows(path, args.accounts, today)
+    labelled, rows_today, rows_yesterday = load_rows(path, features, args.accounts, today)
     figures.update(
         load_seconds=round(time.perf_counter() - started, 1), labelled_rows=len(labelled), leads_today=len(rows_today)
     )
@@ -141,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="leadscore-ml-bench-") as tmp:
         config = train_config(args, os.environ, Path(tmp))
         started = time.perf_counter()
-        trained = train_model(split, config)
+        trained = train_model(split, features, config)
         figures.update(
             train_rows=len(split.train),
             training_seconds=round(time.perf_counter() - started, 1),

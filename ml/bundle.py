@@ -14,6 +14,12 @@ which is what the MLflow pyfunc wraps. No pickles: a bundle stays readable acros
 * ``tier`` = letter from fit, digit from engagement, with thresholds at the quartiles of those
   percentiles (A ≥ 75, B ≥ 50, C ≥ 25, else D; 1 ≥ 75, 2 ≥ 50, 3 ≥ 25, else 4): A1 is a great-fit lead
   that is active right now, D4 a poor fit that is silent; each letter holds about a quarter of leads.
+
+The bundle is self-describing: it carries the :class:`~ml.features.FeatureSet` it was trained on
+(names, kinds, groups, reasons) and the category lists, and checks the rows it is given against them
+(:class:`~ml.features.FeatureMismatchError` naming missing or retyped columns). The main model is
+LightGBM or, when it ranked the validation window better, the logistic regression of ml/linear.py;
+the axis models are always LightGBM.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from ml.features import FEATURE_NAMES, MODEL_FEATURES, Categories, column_positions, to_matrix
+from ml.features import Categories, Feature, FeatureSet, column_positions, frame_column_types, to_matrix
+from ml.linear import LinearModel
 
 DEFAULT_TIER_THRESHOLDS = (75.0, 50.0, 25.0)
 LETTERS = "ABCD"
@@ -94,7 +101,8 @@ def tiers(fit_score: np.ndarray, engagement_score: np.ndarray, thresholds=DEFAUL
 
 @dataclass
 class ModelBundle:
-    boosters: dict[str, lgb.Booster]  # "main", "fit", "engagement"
+    boosters: dict[str, lgb.Booster]  # "fit", "engagement", and "main" unless the main model is `linear`
+    features: FeatureSet
     categories: Categories
     calibrator: PlattCalibrator
     fit_reference: list[float]
@@ -102,23 +110,40 @@ class ModelBundle:
     tier_thresholds: tuple[float, float, float] = DEFAULT_TIER_THRESHOLDS
     score_reference: list[float] = field(default_factory=list)  # quantiles of training scores, for PSI
     params: dict[str, object] = field(default_factory=dict)
+    linear: LinearModel | None = None  # the main model when logistic regression won on validation
+
+    @property
+    def main_kind(self) -> str:
+        return "logistic_regression" if self.linear is not None else "lightgbm"
 
     # -- prediction ------------------------------------------------------------------------------
+    def check(self, frame: pd.DataFrame) -> None:
+        """Raise :class:`~ml.features.FeatureMismatchError` unless ``frame`` has every feature column in a
+        type of the right kind."""
+        self.features.check_columns(frame_column_types(frame), "the rows to score")
+
     def matrix(self, frame: pd.DataFrame, model: str = "main") -> np.ndarray:
-        return to_matrix(frame, self.categories, MODEL_FEATURES[model])
+        return to_matrix(frame, self.categories, self.features.columns(model))
+
+    def _main_margin(self, features: np.ndarray) -> np.ndarray:
+        if self.linear is not None:
+            return self.linear.margin(features)
+        return self.boosters["main"].predict(features, raw_score=True)
 
     def margin(self, frame: pd.DataFrame, model: str = "main") -> np.ndarray:
         """Raw log-odds of one model."""
+        self.check(frame)
+        if model == "main":
+            return self._main_margin(self.matrix(frame))
         return self.boosters[model].predict(self.matrix(frame, model), raw_score=True)
 
     def _margins(self, features: np.ndarray) -> dict[str, np.ndarray]:
         """Raw log-odds of every model from one matrix of all features: the axis models read column
         slices of it, so the categoricals are encoded once per scoring, not once per model."""
-        out = {}
-        for model, booster in self.boosters.items():
-            columns = MODEL_FEATURES[model]
-            view = features if columns == FEATURE_NAMES else features[:, column_positions(columns)]
-            out[model] = booster.predict(view, raw_score=True)
+        out = {"main": self._main_margin(features)}
+        for axis in ("fit", "engagement"):
+            view = features[:, column_positions(self.features.columns(axis), self.features.names)]
+            out[axis] = self.boosters[axis].predict(view, raw_score=True)
         return out
 
     def probability(self, frame: pd.DataFrame) -> np.ndarray:
@@ -127,7 +152,8 @@ class ModelBundle:
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``score``, ``fit_score``, ``engagement_score`` (0-100) and ``tier`` for each row."""
-        margins = self._margins(to_matrix(frame, self.categories, FEATURE_NAMES))
+        self.check(frame)
+        margins = self._margins(self.matrix(frame))
         score = 100.0 * self.calibrator(margins["main"])
         fit = to_percentile(margins["fit"], self.fit_reference)
         engagement = to_percentile(margins["engagement"], self.engagement_reference)
@@ -142,15 +168,25 @@ class ModelBundle:
         )
 
     def contributions(self, frame: pd.DataFrame) -> np.ndarray:
-        """LightGBM ``pred_contrib`` of the main model: one column per feature (log-odds) + bias last."""
-        return self.boosters["main"].predict(self.matrix(frame, "main"), pred_contrib=True)
+        """Per-feature log-odds contributions of the main model (LightGBM ``pred_contrib``, or the exact
+        terms of the linear model): one column per feature, the bias last."""
+        self.check(frame)
+        matrix = self.matrix(frame)
+        if self.linear is not None:
+            return self.linear.contributions(matrix)
+        return self.boosters["main"].predict(matrix, pred_contrib=True)
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, directory: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
         for name, booster in self.boosters.items():
             booster.save_model(str(directory / f"{name}.txt"))
+        if self.linear is not None:
+            (directory / "linear.json").write_text(json.dumps(self.linear.to_dict(), indent=2, sort_keys=True))
         meta = {
+            "features": self.features.to_records(),
+            "features_digest": self.features.digest(),
+            "main_kind": self.main_kind,
             "categories": self.categories,
             "calibrator": {"a": self.calibrator.a, "b": self.calibrator.b},
             "fit_reference": self.fit_reference,
@@ -165,10 +201,18 @@ class ModelBundle:
 
     @classmethod
     def load(cls, directory: Path) -> ModelBundle:
-        meta = json.loads((Path(directory) / "bundle.json").read_text())
-        boosters = {name: lgb.Booster(model_file=str(Path(directory) / f"{name}.txt")) for name in meta["models"]}
+        directory = Path(directory)
+        meta = json.loads((directory / "bundle.json").read_text())
+        boosters = {name: lgb.Booster(model_file=str(directory / f"{name}.txt")) for name in meta["models"]}
+        linear_file = directory / "linear.json"
+        linear = LinearModel.from_dict(json.loads(linear_file.read_text())) if linear_file.exists() else None
+        if "features" in meta:
+            features = FeatureSet.from_records(meta["features"], f"model bundle {directory.name}")
+        else:
+            features = _features_of_legacy_bundle(boosters, meta["categories"])
         return cls(
             boosters=boosters,
+            features=features,
             categories=meta["categories"],
             calibrator=PlattCalibrator(**meta["calibrator"]),
             fit_reference=meta["fit_reference"],
@@ -176,4 +220,16 @@ class ModelBundle:
             tier_thresholds=tuple(meta["tier_thresholds"]),
             score_reference=meta["score_reference"],
             params=meta["params"],
+            linear=linear,
         )
+
+
+def _features_of_legacy_bundle(boosters: dict[str, lgb.Booster], categories: Categories) -> FeatureSet:
+    """A bundle saved before models described their features: the boosters know their column names and
+    the category lists which are categorical; the axis models tell the groups. Reasons are per column."""
+    fit, engagement = set(boosters["fit"].feature_name()), set(boosters["engagement"].feature_name())
+    features = []
+    for name in boosters["main"].feature_name():
+        group = "fit" if name in fit else "engagement" if name in engagement else "lifecycle"
+        features.append(Feature(name, group, name in categories, name))
+    return FeatureSet(tuple(features), "a bundle saved before feature declarations")

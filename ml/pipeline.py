@@ -6,14 +6,19 @@ other runs for as long as it is open.
 
 ``train_and_register``: labelled rows → time/account split → minimum-data rule (skip, keep the
 champion) → registry continuity (refuse a store that lost the champion) → one MLflow run spanning
-Optuna + LightGBM → evaluation against baselines and the oracle on the test window → registered
-version (alias ``challenger``) → gate against the champion on the same window → alias ``champion``
-moved or not. Returns a :class:`TrainingOutcome`; never raises for "not enough data".
+Optuna + LightGBM and the logistic regression candidate → evaluation against baselines and both
+ceilings (the clairvoyant oracle and the fair one) on the test window → learning curve and ablation
+→ registered version (alias ``challenger``) → gate against the champion on the same window → alias
+``champion`` moved or not. Returns a :class:`TrainingOutcome`; never raises for "not enough data".
+
+The features are the ones the dbt YAML declares (:class:`ml.features.FeatureSet`, read by the caller
+from the dbt manifest or the YAML); the run logs them (``features.json``) and the model keeps them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import tempfile
 import time
@@ -24,17 +29,17 @@ import duckdb
 import pandas as pd
 
 from ml import data as data_lib
+from ml import diagnostics
 from ml.bundle import ModelBundle
 from ml.evaluate import (
     bootstrap_auc,
     conversion_by_tier,
-    logistic_baseline,
     plot_all,
     probability_metrics,
     ranking_metrics,
     rules_score,
 )
-from ml.features import LABEL
+from ml.features import LABEL, FeatureSet, to_matrix
 from ml.registry import (
     CHAMPION,
     GateConfig,
@@ -50,6 +55,7 @@ from ml.registry import (
     registered_versions,
     training_run,
 )
+from ml.report import candidates_markdown
 from ml.split import Split, SplitConfig, check_minimum_data, time_split
 from ml.train import TrainConfig, TrainedModel, train_model
 
@@ -72,19 +78,25 @@ def model_metrics(bundle: ModelBundle, test: pd.DataFrame, seed: int = 7, prefix
 
 @dataclass(frozen=True)
 class TrainingData:
-    """What training reads from the warehouse: the labelled rows, the synthetic oracle's truth (None on
-    real data) and the model version the latest scores name (None before the first scoring)."""
+    """What training reads from the warehouse: the declared features, the labelled rows, the synthetic
+    oracle's truth (None on real data) and the model version the latest scores name (None before the
+    first scoring)."""
 
+    features: FeatureSet
     labelled: pd.DataFrame
     oracle_truth: pd.DataFrame | None = None
     scored_with: str | None = None
 
     @classmethod
-    def read(cls, con: duckdb.DuckDBPyConnection, split_config: SplitConfig | None = None) -> TrainingData:
-        """Everything at once through ``con`` (read-only is enough)."""
+    def read(
+        cls, con: duckdb.DuckDBPyConnection, features: FeatureSet, split_config: SplitConfig | None = None
+    ) -> TrainingData:
+        """Everything at once through ``con`` (read-only is enough). Raises
+        :class:`ml.features.FeatureMismatchError` when the table lacks a declared feature."""
         max_accounts = (split_config or SplitConfig()).max_accounts
         return cls(
-            data_lib.load_labelled(con, max_accounts),
+            features,
+            data_lib.load_labelled(con, features, max_accounts),
             data_lib.load_oracle_truth(con),
             data_lib.latest_scored_version(con),
         )
@@ -94,30 +106,114 @@ class TrainingData:
 class Evaluation:
     metrics: dict[str, float]
     plots: list[Path] = field(default_factory=list)
+    curve: list[diagnostics.CurvePoint] = field(default_factory=list)
+    ablation: list[diagnostics.AblationRow] = field(default_factory=list)
+
+
+CEILINGS = ("oracle", "fair")  # the clairvoyant oracle, and the fair ceiling that cannot see the future
 
 
 def evaluate(
-    trained: TrainedModel, split: Split, oracle_truth: pd.DataFrame | None, plots_dir: Path | None, seed: int = 7
+    trained: TrainedModel,
+    split: Split,
+    oracle_truth: pd.DataFrame | None,
+    plots_dir: Path | None,
+    config: TrainConfig | None = None,
 ) -> Evaluation:
-    """Model vs logistic regression vs points rules vs oracle (where known) on the test window."""
-    test = split.test
+    """Model vs logistic regression vs points rules vs both ceilings (where known) on the test window,
+    then the learning curve and the ablation (``config.learning_curve`` / ``config.ablation``)."""
+    config = config or TrainConfig()
+    bundle, test = trained.bundle, split.test
     y = test[LABEL].to_numpy(dtype=int)
-    metrics = model_metrics(trained.bundle, test, seed)
-    logistic = logistic_baseline(split.train, test)
-    rules = rules_score(test)
-    metrics.update(ranking_metrics(y, logistic, "baseline_logistic_"))
-    metrics.update(probability_metrics(y, logistic, "baseline_logistic_"))
-    metrics.update(ranking_metrics(y, rules, "baseline_rules_"))
-    curves = {"model": trained.bundle.probability(test), "logistic": logistic, "rules": rules}
-    oracle = data_lib.oracle_probabilities(test, oracle_truth)
-    if oracle is not None:
-        metrics.update(ranking_metrics(y, oracle, "oracle_"))
-        metrics.update(probability_metrics(y, oracle, "oracle_"))
-        curves["oracle"] = oracle
-    plots = []
-    if plots_dir is not None and 0 < y.sum() < len(y):
-        plots = plot_all(y, curves, curves["model"], trained.importance, plots_dir)
-    return Evaluation(metrics, plots)
+    metrics = model_metrics(bundle, test, config.seed)
+    metrics["main_model_is_lightgbm"] = float(bundle.linear is None)
+    for name, figures in trained.candidates.items():
+        metrics.update({f"candidate_{name}_{k}": v for k, v in figures.items()})
+    curves = {"model": bundle.probability(test)}
+    test_matrix = to_matrix(test, bundle.categories, bundle.features.names)
+    if trained.lightgbm is not None and 0 < y.sum() < len(y):
+        margin = trained.lightgbm.predict(test_matrix, raw_score=True)
+        metrics.update(
+            {
+                f"candidate_lightgbm_test_{k}": v
+                for k, v in ranking_metrics(y, margin).items()
+                if k in ("roc_auc", "pr_auc")
+            }
+        )
+    if trained.linear is not None:
+        logistic = trained.linear.probability(test_matrix)
+        metrics.update(ranking_metrics(y, logistic, "baseline_logistic_"))
+        metrics.update(probability_metrics(y, logistic, "baseline_logistic_"))
+        curves["logistic"] = logistic
+    curves["rules"] = rules_score(test) if set(RULE_INPUTS) <= set(test.columns) else None
+    if curves["rules"] is None:
+        del curves["rules"]
+    else:
+        metrics.update(ranking_metrics(y, curves["rules"], "baseline_rules_"))
+    for ceiling, probabilities in (
+        ("oracle", data_lib.oracle_probabilities(test, oracle_truth)),
+        ("fair", data_lib.fair_probabilities(test, oracle_truth)),
+    ):
+        if probabilities is None:
+            continue
+        metrics.update(ranking_metrics(y, probabilities, f"{ceiling}_"))
+        metrics.update(probability_metrics(y, probabilities, f"{ceiling}_"))
+        curves[ceiling] = probabilities
+        if "roc_auc" in metrics and f"{ceiling}_roc_auc" in metrics:
+            metrics[f"share_of_{ceiling}_roc_auc"] = metrics["roc_auc"] / metrics[f"{ceiling}_roc_auc"]
+            metrics[f"share_of_{ceiling}_pr_auc"] = metrics["pr_auc"] / metrics[f"{ceiling}_pr_auc"]
+    evaluation = Evaluation(metrics)
+    if not 0 < y.sum() < len(y):
+        return evaluation
+    params = {k: v for k, v in bundle.params.items() if k != "num_boost_round"}
+    rounds = int(bundle.params.get("num_boost_round", 1))
+    started = time.perf_counter()
+    if config.learning_curve:
+        evaluation.curve = diagnostics.learning_curve(
+            split, bundle.features, bundle.categories, params, rounds, config, trained.linear, trained.lightgbm
+        )
+        metrics.update(diagnostics.curve_metrics(evaluation.curve))
+    if config.ablation:
+        evaluation.ablation = diagnostics.ablation(
+            split, bundle.features, bundle.categories, params, rounds, config.seed, full=trained.lightgbm
+        )
+    metrics["diagnostics_seconds"] = time.perf_counter() - started
+    if plots_dir is not None:
+        evaluation.plots = plot_all(y, curves, curves["model"], trained.importance, plots_dir)
+        write_diagnostics(evaluation, trained, plots_dir)
+    return evaluation
+
+
+RULE_INPUTS = (
+    "seniority",
+    "employee_band",
+    "demo_requests_90d",
+    "pricing_views_30d",
+    "page_views_30d",
+    "email_clicks_30d",
+    "webinars_90d",
+    "account_customer_status",
+    "days_since_last_touch",
+)
+
+
+def write_diagnostics(evaluation: Evaluation, trained: TrainedModel, out: Path) -> None:
+    """The run's tables as files beside the plots (logged under ``evaluation/``): the feature list the
+    model was trained on, the candidates, the learning curve and the ablation (CSV and Markdown)."""
+    out.mkdir(parents=True, exist_ok=True)
+    features = trained.bundle.features
+    (out / "features.json").write_text(json.dumps(features.to_records(), indent=2))
+    (out / "candidates.json").write_text(
+        json.dumps({"chosen": trained.bundle.main_kind, "validation": trained.candidates}, indent=2)
+    )
+    (out / "candidates.md").write_text(candidates_markdown(evaluation.metrics, trained.bundle.main_kind) + "\n")
+    if evaluation.curve:
+        diagnostics.curve_frame(evaluation.curve).to_csv(out / "learning_curve.csv", index=False)
+        (out / "learning_curve.md").write_text(diagnostics.curve_markdown(evaluation.curve) + "\n")
+        diagnostics.plot_curve(evaluation.curve, out / "learning_curve.png")
+    if evaluation.ablation:
+        diagnostics.ablation_frame(evaluation.ablation).to_csv(out / "ablation.csv", index=False)
+        (out / "ablation.md").write_text(diagnostics.ablation_markdown(evaluation.ablation) + "\n")
 
 
 @dataclass
@@ -132,6 +228,10 @@ class TrainingOutcome:
     champion_version: str | None = None  # the champion after this run
     decision: GateDecision | None = None
     seconds: float = 0.0
+    main_model: str | None = None  # lightgbm or logistic_regression
+    curve: list[diagnostics.CurvePoint] = field(default_factory=list)
+    ablation: list[diagnostics.AblationRow] = field(default_factory=list)
+    features: int = 0
 
     @property
     def skipped(self) -> bool:
@@ -149,14 +249,21 @@ class TrainingOutcome:
             "lift_top10",
             "capture_top10",
             "baseline_logistic_roc_auc",
+            "baseline_logistic_pr_auc",
             "baseline_rules_roc_auc",
             "oracle_roc_auc",
+            "fair_roc_auc",
+            "share_of_fair_roc_auc",
         )
         out: dict[str, object] = {"status": self.status, "message": self.message}
         if self.version:
             out["model_version"] = f"lead_scoring/{self.version}"
         if self.champion_version:
             out["champion_version"] = f"lead_scoring/{self.champion_version}"
+        if self.main_model:
+            out["main_model"] = self.main_model
+        if self.features:
+            out["features"] = self.features
         out.update({k: round(self.metrics[k], 4) for k in keys if k in self.metrics})
         out.update(
             {
@@ -211,10 +318,11 @@ def train_and_register(
                 **{f"data.dropped_overlap_{k}": v for k, v in split.dropped_overlap.items()},
             }
         )
-        trained = train_model(split, train_config)
+        log_params({"features.count": len(data.features.names), "features.digest": data.features.digest()})
+        trained = train_model(split, data.features, train_config)
         with tempfile.TemporaryDirectory(prefix="leadscore-train-") as tmp:
             work = Path(tmp)
-            evaluation = evaluate(trained, split, data.oracle_truth, work / "plots", train_config.seed)
+            evaluation = evaluate(trained, split, data.oracle_truth, work / "plots", train_config)
             metrics = {
                 **evaluation.metrics,
                 "train_seconds": trained.seconds,
@@ -226,6 +334,7 @@ def train_and_register(
             params = {
                 **{f"lgbm.{k}": v for k, v in trained.bundle.params.items()},
                 "optuna.study": trained.tuning.study_name,
+                "main_model": trained.bundle.main_kind,
                 "calibration": "platt",
                 "tier_thresholds": list(trained.bundle.tier_thresholds),
             }
@@ -247,6 +356,10 @@ def train_and_register(
         champion,
         decision,
         time.perf_counter() - started,
+        trained.bundle.main_kind,
+        evaluation.curve,
+        evaluation.ablation,
+        len(data.features.names),
     )
 
 

@@ -2,23 +2,30 @@
 
 A lead's log-odds is ``bias + Σ contribution(feature)``. Features that say the same thing to a rep
 (the three pricing-page features, the company's industry/size/revenue/age, ...) are summed into one
-*factor* (``Feature.factor`` in ml/features.py), so three reasons never repeat "pricing". The top
-three factors pushing the score up and the top three pushing it down are phrased from the lead's
-actual values ("3 pricing-page visits in the last 7 days", "VP in engineering").
+*factor* (the ``reason`` a feature declares in the dbt YAML, ``Feature.factor``), so three reasons
+never repeat "pricing". The top three factors pushing the score up and the top three pushing it down
+are phrased from the lead's actual values ("3 pricing-page visits in the last 7 days", "VP in
+engineering").
+
+The reasons leadscore ships with have hand-written phrasings (:data:`PHRASES`). A reason an analyst
+declares without one is phrased generically, feature by feature: from the feature's declared
+``phrase`` template (``"{value} return visits in the last 30 days"``) or else from the first clause
+of its description ("Distinct active days, last 7 days: 3"). A built-in phrasing whose inputs are not
+all among the rows' columns (an analyst removed one) falls back to the generic one too.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from ml.features import BY_NAME, FEATURE_NAMES
+from ml.features import Feature, FeatureSet
 
-FACTORS: tuple[str, ...] = tuple(dict.fromkeys(BY_NAME[name].factor for name in FEATURE_NAMES))
 TOP = 3
 
 
@@ -37,17 +44,17 @@ def format_reason(impact: float, text: str) -> str:
     return f"{'+' if impact > 0 else '-'} {text}"
 
 
-def factor_matrix(columns: tuple[str, ...] = FEATURE_NAMES) -> np.ndarray:
+def factor_matrix(features: FeatureSet) -> np.ndarray:
     """(features × factors) 0/1 matrix: contributions @ matrix = contribution per factor."""
-    matrix = np.zeros((len(columns), len(FACTORS)))
-    for j, name in enumerate(columns):
-        matrix[j, FACTORS.index(BY_NAME[name].factor)] = 1.0
+    matrix = np.zeros((len(features.names), len(features.factors)))
+    for j, feature in enumerate(features.features):
+        matrix[j, features.factors.index(feature.factor)] = 1.0
     return matrix
 
 
-def factor_contributions(contrib: np.ndarray, columns: tuple[str, ...] = FEATURE_NAMES) -> np.ndarray:
+def factor_contributions(contrib: np.ndarray, features: FeatureSet) -> np.ndarray:
     """Per-factor log-odds contributions from ``pred_contrib`` output (last column, the bias, dropped)."""
-    return contrib[:, : len(columns)] @ factor_matrix(columns)
+    return contrib[:, : len(features.names)] @ factor_matrix(features)
 
 
 # -- phrasing -----------------------------------------------------------------------------------
@@ -215,11 +222,10 @@ def _country(r: dict) -> str:
 
 
 def _channel(r: dict) -> str:
-    source, campaign = _given(r["lead_source"]), _s(r["utm_campaign"])
+    source = _given(r["lead_source"])
     if source == "other":
         source = "another channel"
-    text = f"Came in via {source.replace('_', ' ')}" if source else "Unknown acquisition channel"
-    return f"{text} (campaign {campaign})" if campaign else text
+    return f"Came in via {source.replace('_', ' ')}" if source else "Unknown acquisition channel"
 
 
 def _lead_age(r: dict) -> str:
@@ -245,7 +251,6 @@ PHRASES: dict[str, Callable[[dict], str]] = {
     "product": _product,
     "account_buzz": _account_buzz,
 }
-assert set(PHRASES) == set(FACTORS), set(FACTORS) ^ set(PHRASES)
 
 
 # The columns each phrase reads. A phrase is a pure function of these few values, and most leads
@@ -255,7 +260,7 @@ PHRASE_INPUTS: dict[str, tuple[str, ...]] = {
     "company": ("employee_band", "industry", "revenue_band"),
     "country": ("country",),
     "persona": ("seniority", "department"),
-    "channel": ("lead_source", "utm_campaign"),
+    "channel": ("lead_source",),
     "lead_age": ("lead_age_days",),
     "web": ("page_views_30d", "page_views_90d"),
     "pricing": ("pricing_views_7d", "pricing_views_30d"),
@@ -268,15 +273,68 @@ PHRASE_INPUTS: dict[str, tuple[str, ...]] = {
     "product": ("account_users_total", "account_active_users_7d", "account_users_new_30d"),
     "account_buzz": ("account_marketing_touches_30d",),
 }
-assert set(PHRASE_INPUTS) == set(FACTORS), set(FACTORS) ^ set(PHRASE_INPUTS)
+assert set(PHRASE_INPUTS) == set(PHRASES), set(PHRASES) ^ set(PHRASE_INPUTS)
 
 
-def top_factors(contrib: np.ndarray, top: int = TOP) -> tuple[np.ndarray, np.ndarray]:
+# -- generic phrasing, for reasons an analyst declared ----------------------------------------------
+def label(feature: Feature) -> str:
+    """What a feature is, from the first clause of its description without the "Group - " prefix
+    ("Engagement - page views, last 7 days (windows ...)." → "Page views, last 7 days")."""
+    text = re.split(r"\s\(|\.\s|\.$|;", feature.description or "")[0].strip()
+    if " - " in text:
+        text = text.split(" - ", 1)[1].strip()
+    text = text or feature.name.replace("_", " ")
+    return text[:1].upper() + text[1:]
+
+
+def value_text(value, categorical: bool) -> str | None:
+    """A value as a rep reads it: categories with spaces, whole numbers without decimals, others to one
+    decimal; None when missing."""
+    if categorical:
+        text = _given(value)
+        return text.replace("_", " ") if text else None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if math.isnan(number):
+        return None
+    return f"{number:,.0f}" if abs(number - round(number)) < 1e-9 else f"{number:,.1f}"
+
+
+def generic_phrase(feature: Feature, value) -> str:
+    text = value_text(value, feature.categorical)
+    if text is None:
+        return f"{label(feature)}: not known"
+    if feature.phrase:
+        return feature.phrase.format(value=text)
+    return f"{label(feature)}: {text}"
+
+
+def phrasers(features: FeatureSet, columns) -> dict[str, tuple[tuple[str, ...], Callable[[dict], str]]]:
+    """For every factor of ``features``: the columns its phrase reads and the phrase. Built-in when its
+    inputs are all in ``columns``, generic (one clause per feature) otherwise."""
+    available = set(columns)
+    out: dict[str, tuple[tuple[str, ...], Callable[[dict], str]]] = {}
+    for factor in features.factors:
+        if factor in PHRASES and set(PHRASE_INPUTS[factor]) <= available:
+            out[factor] = (PHRASE_INPUTS[factor], PHRASES[factor])
+            continue
+        members = tuple(f for f in features.features if f.factor == factor)
+
+        def phrase(r: dict, members: tuple[Feature, ...] = members) -> str:
+            return "; ".join(generic_phrase(f, r[f.name]) for f in members)
+
+        out[factor] = (tuple(f.name for f in members), phrase)
+    return out
+
+
+def top_factors(contrib: np.ndarray, features: FeatureSet, top: int = TOP) -> tuple[np.ndarray, np.ndarray]:
     """Each row's reasons as (factor index, impact), shape (rows, 2 × ``top``): the ``top`` factors with
     the largest positive contribution (largest first), then the ``top`` most negative (most negative
     first). Slots a row cannot fill (too few positive or negative factors) hold factor index -1; a factor
     contributing exactly zero is never a reason."""
-    by_factor = factor_contributions(contrib)
+    by_factor = factor_contributions(contrib, features)
     order = np.argsort(-by_factor, axis=1, kind="stable")
     chosen = np.concatenate([order[:, :top], order[:, ::-1][:, :top]], axis=1)
     impact = np.take_along_axis(by_factor, chosen, axis=1)
@@ -285,17 +343,18 @@ def top_factors(contrib: np.ndarray, top: int = TOP) -> tuple[np.ndarray, np.nda
     return np.where(keep, chosen, -1), impact
 
 
-def phrase_table(frame: pd.DataFrame, chosen: np.ndarray) -> np.ndarray:
+def phrase_table(frame: pd.DataFrame, chosen: np.ndarray, features: FeatureSet) -> np.ndarray:
     """The text of every chosen factor (object array shaped like ``chosen``; None where it is -1)."""
     texts = np.full(chosen.shape, None, dtype=object)
-    for j, factor in enumerate(FACTORS):
+    table = phrasers(features, frame.columns)
+    for j, factor in enumerate(features.factors):
         rows, slots = np.nonzero(chosen == j)
         if not len(rows):
             continue
-        inputs = PHRASE_INPUTS[factor]
+        inputs, phrase = table[factor]
         # Only the rows that show this factor are converted to Python values, not the whole column.
         columns = [frame[name].iloc[rows].to_numpy(dtype=object, na_value=None) for name in inputs]
-        phrase, cache, out = PHRASES[factor], {}, []
+        cache, out = {}, []
         for key in zip(*columns, strict=True):
             text = cache.get(key)
             if text is None:
@@ -305,23 +364,25 @@ def phrase_table(frame: pd.DataFrame, chosen: np.ndarray) -> np.ndarray:
     return texts
 
 
-def explain(frame: pd.DataFrame, contrib: np.ndarray, top: int = TOP) -> list[list[Reason]]:
+def explain(frame: pd.DataFrame, contrib: np.ndarray, features: FeatureSet, top: int = TOP) -> list[list[Reason]]:
     """For each row of ``frame`` (the features) and its ``pred_contrib`` row: the ``top`` factors with the
     largest positive contribution (largest first), then the ``top`` most negative (most negative first).
     Factors contributing exactly zero are never reasons."""
-    chosen, impact = top_factors(contrib, top)
-    texts = phrase_table(frame, chosen)
+    chosen, impact = top_factors(contrib, features, top)
+    texts = phrase_table(frame, chosen, features)
     return [
-        [Reason(FACTORS[j], v, t) for j, v, t in zip(c, i, x, strict=True) if j >= 0]
+        [Reason(features.factors[j], v, t) for j, v, t in zip(c, i, x, strict=True) if j >= 0]
         for c, i, x in zip(chosen.tolist(), impact.tolist(), texts.tolist(), strict=True)
     ]
 
 
-def explain_formatted(frame: pd.DataFrame, contrib: np.ndarray, top: int = TOP) -> list[list[str]]:
+def explain_formatted(
+    frame: pd.DataFrame, contrib: np.ndarray, features: FeatureSet, top: int = TOP
+) -> list[list[str]]:
     """What ``lead_scores.reasons`` stores: :func:`explain`'s reasons as :meth:`Reason.formatted` strings,
     without building a Reason per lead and factor (the nightly hot path)."""
-    chosen, impact = top_factors(contrib, top)
-    texts = phrase_table(frame, chosen)
+    chosen, impact = top_factors(contrib, features, top)
+    texts = phrase_table(frame, chosen, features)
     return [
         [format_reason(v, t) for j, v, t in zip(c, i, x, strict=True) if j >= 0]
         for c, i, x in zip(chosen.tolist(), impact.tolist(), texts.tolist(), strict=True)

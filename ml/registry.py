@@ -37,7 +37,7 @@ from mlflow.models import ModelSignature
 from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from ml.bundle import ModelBundle
-from ml.features import CATEGORICAL, FEATURE_NAMES
+from ml.features import FeatureSet
 
 MODEL_NAME = "lead_scoring"
 CHAMPION = "champion"
@@ -120,9 +120,11 @@ class LeadScoringModel(mlflow.pyfunc.PythonModel):
         return self.bundle.predict(model_input)
 
 
-def signature() -> ModelSignature:
+def signature(features: FeatureSet) -> ModelSignature:
+    """The model's inputs are the features it was trained on (the bundle also carries their kinds,
+    groups and categories, and checks them on every call)."""
     inputs = Schema(
-        [ColSpec("string" if name in CATEGORICAL else AnyType(), name, required=True) for name in FEATURE_NAMES]
+        [ColSpec("string" if f.categorical else AnyType(), f.name, required=True) for f in features.features]
     )
     outputs = Schema(
         [
@@ -135,13 +137,13 @@ def signature() -> ModelSignature:
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
-def model_input(frame: pd.DataFrame) -> pd.DataFrame:
+def model_input(frame: pd.DataFrame, features: FeatureSet) -> pd.DataFrame:
     """Rows in the signature's types: categoricals as ``object`` strings (None when missing), numerics as
     float64. Use it for the input example and whenever calling the pyfunc from pandas 3 data."""
     out = {}
-    for name in FEATURE_NAMES:
+    for name in features.names:
         column = frame[name]
-        if name in CATEGORICAL:
+        if name in features.categorical:
             out[name] = column.astype(object).where(column.notna(), None)
         else:
             out[name] = pd.to_numeric(column, errors="coerce").astype("float64")
@@ -196,8 +198,8 @@ def log_and_register(
             name="model",
             python_model=LeadScoringModel(),
             artifacts={"bundle": str(bundle_dir)},
-            signature=signature(),
-            input_example=model_input(example_rows.head(5)),
+            signature=signature(bundle.features),
+            input_example=model_input(example_rows.head(5), bundle.features),
             registered_model_name=MODEL_NAME,
             pip_requirements=_requirements(),
         )

@@ -143,3 +143,35 @@ class ScoreSummary:
             histogram=score_histogram(values.to_numpy()),
             tiers={str(k): int(v) for k, v in tiers.items()},
         )
+
+
+CANDIDATE_LABELS = {"lightgbm": "LightGBM (tuned)", "logistic_regression": "logistic regression (tuned)"}
+
+
+def candidates_markdown(metrics: Mapping[str, float], chosen: str) -> str:
+    """The candidate main models side by side: validation ROC AUC (what chose), test ROC AUC and PR AUC."""
+    test = {
+        "lightgbm": (metrics.get("candidate_lightgbm_test_roc_auc"), metrics.get("candidate_lightgbm_test_pr_auc")),
+        "logistic_regression": (metrics.get("baseline_logistic_roc_auc"), metrics.get("baseline_logistic_pr_auc")),
+    }
+    lines = [
+        "| candidate | validation ROC AUC | test ROC AUC | test PR AUC | role |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for name, label in CANDIDATE_LABELS.items():
+        valid = metrics.get(f"candidate_{name}_valid_roc_auc")
+        if valid is None:
+            continue
+        role = "**main model**" if name == chosen else "baseline"
+        lines.append(f"| {label} | {_figure(valid)} | {_figure(test[name][0])} | {_figure(test[name][1])} | {role} |")
+    low, high = (
+        metrics.get("candidate_logistic_regression_gain_ci_low"),
+        metrics.get("candidate_logistic_regression_gain_ci_high"),
+    )
+    if low is not None and high is not None:
+        lines.append("")
+        lines.append(
+            f"Logistic regression's validation gain over LightGBM, 95% interval: [{low:+.4f}, {high:+.4f}] "
+            "(it replaces LightGBM only when the whole interval is above 0)."
+        )
+    return "\n".join(lines)

@@ -122,7 +122,7 @@ def score_leads(
     )
     out = pd.concat([out, predicted], axis=1)
     out["model_version"] = model_version
-    out["feature_hash"] = feature_hash(rows, salt=model_version)
+    out["feature_hash"] = feature_hash(rows, bundle.features, salt=model_version)
 
     week_ago = _latest_previous(previous, rows["lead_id"], rows["as_of"], before_days=7)
     out["score_change_7d"] = out["score"] - week_ago["score"] if "score" in week_ago else np.nan
@@ -142,7 +142,7 @@ def score_leads(
         started = time.perf_counter()
         if len(todo):
             subset = rows.iloc[todo]
-            explained = explain_formatted(subset, bundle.contributions(subset))
+            explained = explain_formatted(subset, bundle.contributions(subset), bundle.features)
             out.loc[out.index[todo], "reasons"] = pd.Series(explained, index=out.index[todo], dtype=object)
         stats.reasons_seconds = time.perf_counter() - started
         stats.reasons_computed, stats.reasons_reused = len(todo), int(reuse.sum())
@@ -172,7 +172,7 @@ def score_as_of(
         return ScoringResult("skipped: lead_features is empty", empty, ScoringStats(), None)
     if model is None:
         return ScoringResult(f"skipped: no model has alias {alias!r} yet", empty, ScoringStats(), as_of)
-    rows = data_lib.load_scoring_rows(con, as_of)
+    rows = data_lib.load_scoring_rows(con, as_of, model.bundle.features)
     previous = data_lib.load_previous_scores(con, as_of)
     scores, stats = score_leads(rows, model.bundle, model.label, previous)
     return ScoringResult("scored", scores, stats, as_of)

@@ -87,6 +87,8 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
 
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt"
+# Where the features are declared (ml/features.py): the YAML of the dbt model lead_features.
+FEATURES_YAML = DBT_PROJECT_DIR / "models" / "marts" / "lead_features.yml"
 
 
 def dbt_env(base_env: Mapping[str, str], warehouse: Path, work_dir: Path) -> dict[str, str]:

@@ -65,6 +65,15 @@ def isolated_crm(tmp_path_factory):
         yield root
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_model_diagnostics():
+    """The nightlies tests run skip the learning curve and the ablation (~25 refits of the model each):
+    tests/ml/test_ml_candidates.py and tests/test_ml_assets.py exercise them on purpose."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LEADSCORE_MODEL_DIAGNOSTICS", "off")
+        yield
+
+
 @pytest.fixture(scope="session")
 def tiny_raw_warehouse(tmp_path_factory) -> Path:
     """A warehouse file with only the tiny synthetic raw data (copied by tests that modify it)."""

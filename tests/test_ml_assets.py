@@ -25,7 +25,7 @@ from dagster_project.resources import (
 from tests.conftest import REPO, query
 
 # Entry points may read the environment; everything else receives values.
-ENTRY_POINTS = {"__main__.py", "bench.py"}
+ENTRY_POINTS = {"__main__.py", "bench.py", "quality.py"}  # command-line entry points
 READS_ENVIRONMENT = re.compile(r"\bos\.environ\b|\bgetenv\(|from os import [^\n]*\benviron\b")
 
 
@@ -55,6 +55,9 @@ def test_mlflow_and_training_resources_from_the_environment(tmp_path):
     training = training_from_env({"LEADSCORE_OPTUNA_TRIALS": "5", "LEADSCORE_OPTUNA_TIMEOUT_S": "60"})
     assert (training.n_trials, training.timeout_s) == (5, 60.0)
     assert (training_from_env({}).n_trials, training_from_env({}).timeout_s) == (12, 240.0)
+    assert training_from_env({}).ablation and not training_from_env({"LEADSCORE_MODEL_DIAGNOSTICS": "off"}).ablation
+    with pytest.raises(ValueError, match="on or off"):
+        training_from_env({"LEADSCORE_MODEL_DIAGNOSTICS": "maybe"})
     for bad in ({"LEADSCORE_OPTUNA_TRIALS": "many"}, {"LEADSCORE_OPTUNA_TIMEOUT_S": "0"}):
         with pytest.raises(ValueError, match="LEADSCORE_OPTUNA"):
             training_from_env(bad)
@@ -98,7 +101,9 @@ def test_the_model_and_the_scores_tell_the_truth(warehouse_copy: Path, tmp_path:
     resources = {
         "warehouse": WarehouseResource(path=str(warehouse_copy)),
         "mlflow": MlflowResource(tracking_uri=store, ui_url="http://mlflow.example:5000"),
-        "training": TrainingResource(n_trials=3, timeout_s=120, min_leads=100, min_conversions=10),
+        "training": TrainingResource(
+            n_trials=3, timeout_s=120, min_leads=100, min_conversions=10, ablation=False
+        ),  # the learning curve stays: its table is on the materialization
     }
     result = materialize([lead_scoring_model, lead_scores], partition_key=str(day), resources=resources)
     assert result.success
@@ -106,6 +111,8 @@ def test_the_model_and_the_scores_tell_the_truth(warehouse_copy: Path, tmp_path:
     model = metadata_of(result, "lead_scoring_model")
     assert model["status"].value == "promoted" and model["model_version"].value == "lead_scoring/1"
     assert 0.5 < model["test_roc_auc"].value <= 1
+    assert model["features"].value >= 40 and model["main_model"].value in ("lightgbm", "logistic_regression")
+    assert "| 100% (" in model["learning_curve"].value and "ablation" not in model
     client = MlflowClient(store, registry_uri=store)
     (run,) = client.search_runs([client.get_experiment_by_name("lead_scoring").experiment_id])
     assert run.data.tags["dagster_run_id"] == result.run_id, "the MLflow run names the Dagster run"
@@ -136,3 +143,26 @@ def test_the_model_and_the_scores_tell_the_truth(warehouse_copy: Path, tmp_path:
     (failure,) = [e for e in refused.all_events if e.is_step_failure]
     message = str(failure.event_specific_data.error)
     assert "scored with lead_scoring/1" in message and "allow_new_registry" in message
+
+
+def test_a_declared_feature_the_table_lacks_asks_for_a_history_rebuild(tmp_path: Path):
+    """An analyst declared a new column: the nightly must rebuild the history, not append a column that is
+    null for every past day (dbt_daily_history does so when this list is not empty)."""
+    import duckdb
+
+    from dagster_project.assets_dbt import undeclared_columns
+    from ml.features import from_columns
+
+    declared = from_columns(
+        [
+            {"name": "visits_7d", "config": {"meta": {"feature": {"group": "engagement"}}}},
+            {"name": "active_days_30d", "config": {"meta": {"feature": {"group": "engagement"}}}},
+        ],
+        "test.yml",
+    )
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        assert undeclared_columns(con, "main", "lead_features", declared) == []  # no table yet: a first build
+        con.execute("CREATE TABLE main.lead_features (lead_id VARCHAR, as_of DATE, visits_7d INTEGER)")
+        assert undeclared_columns(con, "main", "lead_features", declared) == ["active_days_30d"]
+        con.execute("ALTER TABLE main.lead_features ADD COLUMN active_days_30d INTEGER")
+        assert undeclared_columns(con, "main", "lead_features", declared) == []

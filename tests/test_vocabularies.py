@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml import warehouse as warehouse_lib
 from ml.evaluate import RULE_POINTS
-from ml.features import CATEGORICAL, FEATURE_NAMES, NUMERIC, learn_categories, to_matrix
+from ml.features import from_dbt_yaml, learn_categories, to_matrix
 from ml.reasons import PHRASES, SENIORITY
 from ml.sources import synthetic
 from ml.sources.vocabulary import KNOWN_VALUES, load_known_values
@@ -109,11 +110,12 @@ def test_a_known_value_staging_could_never_produce_fails_the_build(warehouse_cop
 
 
 def test_other_and_unknown_are_categories_to_the_model_and_words_to_a_rep():
-    frame = pd.DataFrame({name: ["other", "unknown", None] for name in CATEGORICAL})
-    for name in NUMERIC:
+    features = from_dbt_yaml(warehouse_lib.FEATURES_YAML)
+    frame = pd.DataFrame({name: ["other", "unknown", None] for name in features.categorical})
+    for name in features.numeric:
         frame[name] = 0.0
-    matrix = to_matrix(frame, learn_categories(frame))
-    cat = [j for j, name in enumerate(FEATURE_NAMES) if name in CATEGORICAL]
+    matrix = to_matrix(frame, learn_categories(frame, features), features.names)
+    cat = [j for j, name in enumerate(features.names) if name in features.categorical]
     assert not np.isnan(matrix[:2, cat]).any() and np.isnan(matrix[2, cat]).all()
 
     def phrase(factor: str, **values) -> str:

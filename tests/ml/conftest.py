@@ -10,6 +10,7 @@ import pytest
 
 from ml import warehouse
 from ml.data import load_labelled
+from ml.features import FeatureSet, from_dbt_yaml
 from ml.registry import MlflowSettings
 from ml.split import Split, SplitConfig, time_split
 from ml.train import TrainConfig, TrainedModel, train_model
@@ -19,7 +20,9 @@ SMALL_MINIMUMS = SplitConfig(min_leads=100, min_conversions=10)
 
 
 def tiny_train_config(study_dir: Path, **overrides) -> TrainConfig:
-    return TrainConfig(**{"n_trials": 3, "timeout_s": 120, "study_dir": study_dir, **overrides})
+    """3 trials; no learning curve or ablation unless a test asks (they refit the model ~20 times)."""
+    defaults = {"n_trials": 3, "timeout_s": 120, "study_dir": study_dir, "learning_curve": (), "ablation": False}
+    return TrainConfig(**{**defaults, **overrides})
 
 
 @pytest.fixture(scope="session")
@@ -34,9 +37,15 @@ def train_config_factory():
 
 
 @pytest.fixture(scope="session")
-def labelled(built_warehouse) -> pd.DataFrame:
+def features() -> FeatureSet:
+    """The features the dbt YAML declares."""
+    return from_dbt_yaml(warehouse.FEATURES_YAML)
+
+
+@pytest.fixture(scope="session")
+def labelled(built_warehouse, features) -> pd.DataFrame:
     with warehouse.connect(built_warehouse, read_only=True) as con:
-        return load_labelled(con)
+        return load_labelled(con, features)
 
 
 @pytest.fixture(scope="session")
@@ -45,8 +54,8 @@ def split(labelled) -> Split:
 
 
 @pytest.fixture(scope="session")
-def trained(split, tmp_path_factory) -> TrainedModel:
-    return train_model(split, tiny_train_config(tmp_path_factory.mktemp("optuna")))
+def trained(split, features, tmp_path_factory) -> TrainedModel:
+    return train_model(split, features, tiny_train_config(tmp_path_factory.mktemp("optuna")))
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ def test_account_sample_buckets():
     assert account_sample_buckets(10**9, 1) == 1  # never an empty sample
 
 
-def test_training_rows_are_a_stable_sample_of_whole_accounts(labelled, built_warehouse):
+def test_training_rows_are_a_stable_sample_of_whole_accounts(labelled, features, built_warehouse):
     with warehouse.connect(built_warehouse, read_only=True) as con:
-        sampled = load_labelled(con, max_accounts=100)
-        again = load_labelled(con, max_accounts=100)
+        sampled = load_labelled(con, features, max_accounts=100)
+        again = load_labelled(con, features, max_accounts=100)
     accounts, all_accounts = set(sampled["account_id"]), set(labelled["account_id"])
     assert accounts < all_accounts and 50 <= len(accounts) <= 150
     # Whole accounts: every labelled row of a sampled account is there, in the same fixed order.

@@ -25,18 +25,18 @@ def test_hex64_matches_python_formatting():
     assert hex64(values).tolist() == [f"{int(v):016x}" for v in values]
 
 
-def test_feature_hash_follows_the_buckets_a_rep_would_notice(split):
+def test_feature_hash_follows_the_buckets_a_rep_would_notice(split, features):
     rows = split.test.head(50).reset_index(drop=True)
-    base = feature_hash(rows, "v1")
+    base = feature_hash(rows, features, "v1")
     # The same values in another string dtype hash the same: yesterday's hashes came from DuckDB too.
     as_object = rows.astype({name: object for name in rows.columns if isinstance(rows[name].dtype, pd.StringDtype)})
-    assert (feature_hash(as_object, "v1") == base).all()
+    assert (feature_hash(as_object, features, "v1") == base).all()
 
     def hash_with(**values) -> str:
         changed = rows.copy()
         for name, value in values.items():
             changed.loc[0, name] = value
-        return feature_hash(changed, "v1").iloc[0]
+        return feature_hash(changed, features, "v1").iloc[0]
 
     assert hash_with(pricing_views_7d=3.0) == hash_with(pricing_views_7d=6.0)  # same octave: 3-6
     assert hash_with(pricing_views_7d=6.0) != hash_with(pricing_views_7d=7.0)  # next octave
@@ -45,4 +45,4 @@ def test_feature_hash_follows_the_buckets_a_rep_would_notice(split):
     # Days since the last touch grow every night; only the 7/30/90-day window a rep reads counts.
     assert hash_with(days_since_last_touch=8.0) == hash_with(days_since_last_touch=29.0)
     assert hash_with(days_since_last_touch=29.0) != hash_with(days_since_last_touch=30.0)
-    assert (feature_hash(rows, "v2") != base).all()  # a new model version changes every hash
+    assert (feature_hash(rows, features, "v2") != base).all()  # a new model version changes every hash

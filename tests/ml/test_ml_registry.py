@@ -72,10 +72,10 @@ def test_registry_continuity_rule():
 
 
 def test_a_lost_registry_is_refused_before_training(
-    labelled, small_minimums, train_config_factory, mlflow_settings, tmp_path
+    labelled, features, small_minimums, train_config_factory, mlflow_settings, tmp_path
 ):
     """The warehouse was scored with lead_scoring/4, the store is new: refused, and no run is started."""
-    data = TrainingData(labelled, scored_with="lead_scoring/4")
+    data = TrainingData(features, labelled, scored_with="lead_scoring/4")
     with pytest.raises(RegistryMissingError, match="no version 4 of lead_scoring"):
         train_and_register(data, mlflow_settings, small_minimums, train_config_factory(tmp_path / "optuna"))
     client = MlflowClient(mlflow_settings.tracking_uri, registry_uri=mlflow_settings.tracking_uri)
@@ -84,13 +84,13 @@ def test_a_lost_registry_is_refused_before_training(
 
 @pytest.mark.slow
 def test_first_model_is_champion_and_a_worse_challenger_is_kept_out(
-    labelled, built_warehouse, small_minimums, train_config_factory, mlflow_settings, tmp_path
+    labelled, features, built_warehouse, small_minimums, train_config_factory, mlflow_settings, tmp_path
 ):
     with warehouse.connect(built_warehouse, read_only=True) as con:
-        data = TrainingData.read(con, small_minimums)
+        data = TrainingData.read(con, features, small_minimums)
     assert data.oracle_truth is not None and data.scored_with is None
     good = train_and_register(
-        TrainingData(labelled, data.oracle_truth),
+        TrainingData(features, labelled, data.oracle_truth),
         mlflow_settings,
         small_minimums,
         train_config_factory(tmp_path / "optuna"),
@@ -115,7 +115,7 @@ def test_first_model_is_champion_and_a_worse_challenger_is_kept_out(
     worse_rows = pd.concat([shuffled_labels(labelled[in_train], seed=1), labelled[~in_train]])
     # The warehouse was scored with the champion since: the store holds it, so training goes on.
     worse = train_and_register(
-        TrainingData(worse_rows, data.oracle_truth, scored_with="lead_scoring/1"),
+        TrainingData(features, worse_rows, data.oracle_truth, scored_with="lead_scoring/1"),
         mlflow_settings,
         small_minimums,
         train_config_factory(tmp_path / "optuna2"),

@@ -52,3 +52,22 @@ def test_tier_grid_and_score_summary():
     assert "| A | 2 | 0 | 0 | 0 | 2 |" in grid and "| D | 0 | 0 | 0 | 1 | 1 |" in grid
     empty = ScoreSummary.of(pd.DataFrame({"score": [], "tier": []}))
     assert empty.minimum is None and empty.histogram == [0] * 10
+
+
+def test_the_candidates_table_shows_both_models_and_which_one_serves():
+    from ml.report import candidates_markdown
+
+    metrics = {
+        "candidate_lightgbm_valid_roc_auc": 0.93,
+        "candidate_lightgbm_test_roc_auc": 0.89,
+        "candidate_lightgbm_test_pr_auc": 0.25,
+        "candidate_logistic_regression_valid_roc_auc": 0.935,
+        "candidate_logistic_regression_gain_ci_low": -0.004,
+        "candidate_logistic_regression_gain_ci_high": 0.015,
+        "baseline_logistic_roc_auc": 0.868,
+        "baseline_logistic_pr_auc": 0.241,
+    }
+    table = candidates_markdown(metrics, "lightgbm")
+    assert "| LightGBM (tuned) | 0.9300 | 0.8900 | 0.2500 | **main model** |" in table
+    assert "| logistic regression (tuned) | 0.9350 | 0.8680 | 0.2410 | baseline |" in table
+    assert "[-0.0040, +0.0150]" in table

@@ -72,8 +72,8 @@ def test_minimum_data_rule(split, small_minimums):
     assert check.message.startswith("skipped:") and "120 conversions" in check.message
 
 
-def test_training_below_the_minimum_is_skipped_without_error(labelled, mlflow_settings, tmp_path):
-    outcome = train_and_register(TrainingData(labelled), mlflow_settings, SplitConfig())
+def test_training_below_the_minimum_is_skipped_without_error(labelled, features, mlflow_settings, tmp_path):
+    outcome = train_and_register(TrainingData(features, labelled), mlflow_settings, SplitConfig())
     assert outcome.skipped and outcome.message.startswith("skipped:")
     assert outcome.version is None and outcome.split["train_leads"] < 1_000
     assert not (tmp_path / "mlflow.db").exists()  # nothing registered, the champion is untouched
