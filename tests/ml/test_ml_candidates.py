@@ -126,3 +126,18 @@ def test_ablation_measures_what_each_reason_is_worth(split, features, trained):
     assert engagement.roc_auc_loss > 0.02 and engagement.ci_high > 0
     table = diagnostics.ablation_markdown(rows)
     assert table.splitlines()[0].startswith("| left out |") and "group `engagement`" in table
+
+
+def test_ablation_of_a_large_training_side_refits_on_a_sample_of_whole_accounts(split, features, trained, caplog):
+    from ml.features import FeatureSet, learn_categories
+
+    few = FeatureSet(tuple(f for f in features.features if f.name in ("industry", "page_views_30d", "lead_age_days")))
+    params = {k: v for k, v in trained.bundle.params.items() if k != "num_boost_round"}
+    with caplog.at_level("INFO", logger="ml.diagnostics"):
+        rows = diagnostics.ablation(
+            split, few, learn_categories(split.train, few), params, 20, 7, 20, max_rows=len(split.train) // 2
+        )
+    assert "ablation: refits on" in caplog.text
+    expected = {("group", "fit"), ("group", "engagement"), ("group", "lifecycle")}
+    expected |= {("reason", "company"), ("reason", "web"), ("reason", "lead_age")}
+    assert {(r.kind, r.name) for r in rows} == expected
