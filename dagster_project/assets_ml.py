@@ -91,9 +91,10 @@ def gate_check_metadata(outcome: TrainingOutcome, config: GateConfig) -> dict[st
 def lead_scoring_model(
     context: AssetExecutionContext, warehouse: WarehouseResource, mlflow: MlflowResource, training: TrainingResource
 ) -> MaterializeResult:
-    """Train on the labelled history, tune with Optuna, register in MLflow as ``challenger`` and
-    promote to ``champion`` only if it passes the gate; otherwise the champion stays. The MLflow run
-    spans the training and carries this run's id (tag ``dagster_run_id``)."""
+    """Train on the features the dbt YAML declares (lead_features.yml, meta.feature), tune LightGBM with
+    Optuna, compare it with a tuned logistic regression, log the learning curve and the ablation, register
+    in MLflow as ``challenger`` and promote to ``champion`` only if it passes the gate; otherwise the
+    champion stays. The MLflow run spans the training and carries this run's id (tag ``dagster_run_id``)."""
     settings, split_config = mlflow.settings(), training.split_config()
     # Read everything first and let go of the file: tuning takes minutes, and an open reader would hold
     # DuckDB's lock against the writers of other runs (this asset is not in the warehouse pool).
