@@ -238,3 +238,22 @@ def test_an_analyst_adds_a_column_in_dbt_and_the_next_model_uses_it(
     rows = data.labelled[data.labelled["pricing_interest"] > 1].head(200)
     texts = [t for r in explain_formatted(rows, trained.bundle.contributions(rows), declared) for t in r]
     assert any("Pricing interest points: " in t for t in texts)
+
+
+def test_a_bundle_saved_before_feature_declarations_still_loads_and_scores(split, trained, tmp_path):
+    """A champion registered before models described their features must keep scoring after the upgrade:
+    its boosters know their columns, the category lists which are categorical, the axes the groups."""
+    from ml.bundle import ModelBundle
+
+    if trained.bundle.linear is not None:
+        pytest.skip("legacy bundles were LightGBM only")
+    directory = trained.bundle.save(tmp_path / "bundle")
+    meta = json.loads((directory / "bundle.json").read_text())
+    for key in ("features", "features_digest", "main_kind"):
+        del meta[key]
+    (directory / "bundle.json").write_text(json.dumps(meta))
+    legacy = ModelBundle.load(directory)
+    assert legacy.features.names == trained.bundle.features.names
+    assert legacy.features.categorical == trained.bundle.features.categorical
+    assert legacy.features.columns("fit") == trained.bundle.features.columns("fit")
+    np.testing.assert_allclose(legacy.predict(split.test)["score"], trained.bundle.predict(split.test)["score"])
