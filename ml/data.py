@@ -136,6 +136,17 @@ def _truth_by_row(rows: pd.DataFrame, truth: pd.DataFrame | None) -> pd.DataFram
     return merged
 
 
+def _hidden_state(merged: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
+    """The arguments both ceilings share: p_convert, evaluation start, the as-of close, the delay bounds."""
+    return (
+        merged["p_convert"].to_numpy(dtype=float),
+        merged["evaluation_start_day"].to_numpy(dtype=float),
+        merged["as_of_day"].to_numpy(dtype=float),
+        float(merged["conversion_delay_min_days"].iloc[0]),
+        float(merged["conversion_delay_max_days"].iloc[0]),
+    )
+
+
 def oracle_probabilities(
     rows: pd.DataFrame, truth: pd.DataFrame | None, horizon_days: float = 90.0
 ) -> np.ndarray | None:
@@ -146,14 +157,7 @@ def oracle_probabilities(
     merged = _truth_by_row(rows, truth)
     if merged is None:
         return None
-    return oracle_probability(
-        merged["p_convert"].to_numpy(dtype=float),
-        merged["evaluation_start_day"].to_numpy(dtype=float),
-        merged["as_of_day"].to_numpy(dtype=float),
-        float(merged["conversion_delay_min_days"].iloc[0]),
-        float(merged["conversion_delay_max_days"].iloc[0]),
-        horizon_days,
-    )
+    return oracle_probability(*_hidden_state(merged), horizon_days)
 
 
 def fair_probabilities(rows: pd.DataFrame, truth: pd.DataFrame | None, horizon_days: float = 90.0) -> np.ndarray | None:
@@ -166,11 +170,5 @@ def fair_probabilities(rows: pd.DataFrame, truth: pd.DataFrame | None, horizon_d
     if merged is None:
         return None
     return fair_probability(
-        merged["p_convert"].to_numpy(dtype=float),
-        merged["evaluation_start_day"].to_numpy(dtype=float),
-        merged["as_of_day"].to_numpy(dtype=float),
-        float(merged["conversion_delay_min_days"].iloc[0]),
-        float(merged["conversion_delay_max_days"].iloc[0]),
-        merged["evaluation_delay_mean_days"].to_numpy(dtype=float),
-        horizon_days=horizon_days,
+        *_hidden_state(merged), merged["evaluation_delay_mean_days"].to_numpy(dtype=float), horizon_days=horizon_days
     )

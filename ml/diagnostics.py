@@ -21,21 +21,14 @@ from dataclasses import asdict, dataclass
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, roc_auc_score
 
-from ml.evaluate import bootstrap_auc_difference
+from ml.evaluate import bootstrap_auc_difference, roc_pr_auc
 from ml.features import LABEL, Categories, FeatureSet, to_matrix
 from ml.linear import LinearModel
 from ml.split import Split
 from ml.train import TrainConfig, fit_logistic, fit_main_lightgbm
 
 log = logging.getLogger(__name__)
-
-
-def _ranking(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
-    if not 0 < y.sum() < len(y):
-        return float("nan"), float("nan")
-    return float(roc_auc_score(y, p)), float(average_precision_score(y, p))
 
 
 def account_share_mask(accounts: pd.Series, share: float, seed: int) -> np.ndarray:
@@ -86,8 +79,8 @@ def learning_curve(
         linear = (
             logistic if whole and logistic is not None else fit_logistic(subset, categories, features, config, logistic)
         )
-        lgbm = _ranking(y_test, booster.predict(test_matrix, raw_score=True))
-        lr = _ranking(y_test, linear.margin(test_matrix))
+        lgbm = roc_pr_auc(y_test, booster.predict(test_matrix, raw_score=True))
+        lr = roc_pr_auc(y_test, linear.margin(test_matrix))
         points.append(CurvePoint(share, int(subset["account_id"].nunique()), len(subset), positives, *lgbm, *lr))
         log.info("learning curve: %.0f%% of accounts: test ROC AUC %.4f (logistic %.4f)", 100 * share, lgbm[0], lr[0])
     return points
@@ -146,13 +139,13 @@ def ablation(
         )
     full = full or fit_main_lightgbm(train, categories, features, params, rounds)
     full_margin = full.predict(to_matrix(test, categories, features.names), raw_score=True)
-    full_roc, full_pr = _ranking(y, full_margin)
+    full_roc, full_pr = roc_pr_auc(y, full_margin)
     rows = []
     for kind, name, columns in ablation_units(features):
         reduced = features.without(columns)
         booster = fit_main_lightgbm(train, categories, reduced, params, rounds)
         margin = booster.predict(to_matrix(test, categories, reduced.names), raw_score=True)
-        roc, pr = _ranking(y, margin)
+        roc, pr = roc_pr_auc(y, margin)
         low, high = bootstrap_auc_difference(y, full_margin, margin, accounts, resamples, seed)
         rows.append(AblationRow(kind, name, len(columns), roc, full_roc - roc, low, high, full_pr - pr))
     return rows

@@ -40,6 +40,14 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> 
     return float(total / len(p))
 
 
+def roc_pr_auc(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    """(ROC AUC, PR AUC) of ``p`` against ``y``; NaN for both when ``y`` holds one class only (a window
+    without conversions), where sklearn would raise."""
+    if not 0 < y.sum() < len(y):
+        return float("nan"), float("nan")
+    return float(roc_auc_score(y, p)), float(average_precision_score(y, p))
+
+
 def account_weights(groups: np.ndarray, n: int, seed: int) -> np.ndarray:
     """(rows × n) float32 multiplicities of ``n`` bootstrap resamples of whole groups (accounts): a row
     weighs as often as its account was drawn. Rows of one account are not independent (weekly snapshots of

@@ -26,6 +26,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 
+from ml.evaluate import roc_pr_auc
+
 
 def _squash(values: np.ndarray) -> np.ndarray:
     return np.sign(values) * np.log1p(np.abs(values))
@@ -178,15 +180,13 @@ def fit_tuned(
     grid: tuple[tuple[float, bool], ...] | None = None,
 ) -> tuple[LinearModel, dict[str, float]]:
     """The grid's model with the best validation ROC AUC, and every grid point's (``C=..,squash=..``)."""
-    from sklearn.metrics import roc_auc_score
-
     grid = grid or tuple((c, s) for s in SQUASH_GRID for c in C_GRID)
     best, best_auc, scores = None, -1.0, {}
     for c, squash in grid:
         model = LinearModel.fit(train, y_train, columns, category_sizes, c, seed, squash)
-        auc = float(roc_auc_score(y_valid, model.margin(valid))) if 0 < y_valid.sum() < len(y_valid) else 0.0
+        auc = roc_pr_auc(y_valid, model.margin(valid))[0]
         scores[f"C={c:g},squash={squash}"] = auc
-        if auc > best_auc:
+        if best is None or auc > best_auc:
             best, best_auc = model, auc
     assert best is not None
     return best, scores

@@ -37,6 +37,7 @@ from ml.evaluate import (
     plot_all,
     probability_metrics,
     ranking_metrics,
+    roc_pr_auc,
     rules_score,
 )
 from ml.features import LABEL, FeatureSet, to_matrix
@@ -132,23 +133,15 @@ def evaluate(
     curves = {"model": bundle.probability(test)}
     test_matrix = to_matrix(test, bundle.categories, bundle.features.names)
     if trained.lightgbm is not None and 0 < y.sum() < len(y):
-        margin = trained.lightgbm.predict(test_matrix, raw_score=True)
-        metrics.update(
-            {
-                f"candidate_lightgbm_test_{k}": v
-                for k, v in ranking_metrics(y, margin).items()
-                if k in ("roc_auc", "pr_auc")
-            }
-        )
+        roc, pr = roc_pr_auc(y, trained.lightgbm.predict(test_matrix, raw_score=True))
+        metrics |= {"candidate_lightgbm_test_roc_auc": roc, "candidate_lightgbm_test_pr_auc": pr}
     if trained.linear is not None:
         logistic = trained.linear.probability(test_matrix)
         metrics.update(ranking_metrics(y, logistic, "baseline_logistic_"))
         metrics.update(probability_metrics(y, logistic, "baseline_logistic_"))
         curves["logistic"] = logistic
-    curves["rules"] = rules_score(test) if set(RULE_INPUTS) <= set(test.columns) else None
-    if curves["rules"] is None:
-        del curves["rules"]
-    else:
+    if set(RULE_INPUTS) <= set(test.columns):  # the rules read fixed columns an analyst may have removed
+        curves["rules"] = rules_score(test)
         metrics.update(ranking_metrics(y, curves["rules"], "baseline_rules_"))
     for ceiling, probabilities in (
         ("oracle", data_lib.oracle_probabilities(test, oracle_truth)),

@@ -33,6 +33,7 @@ from pathlib import Path
 import duckdb
 
 from ml import diagnostics, warehouse
+from ml.data import column_types
 from ml.features import FeatureMismatchError, FeatureSet, from_dbt_yaml
 from ml.pipeline import TrainingData, evaluate
 from ml.sources.synthetic import SyntheticConfig, load_synthetic
@@ -62,7 +63,7 @@ def warehouse_for(accounts: int, features: FeatureSet, rebuild: bool) -> Path:
     if built.exists() and not rebuild:
         try:
             with warehouse.connect(built, read_only=True) as con:
-                features.check_columns(warehouse_columns(con))
+                features.check_columns(column_types(con))
             return built
         except (FeatureMismatchError, duckdb.Error) as error:
             log.info("rebuilding %s: %s", built, error)
@@ -75,12 +76,6 @@ def warehouse_for(accounts: int, features: FeatureSet, rebuild: bool) -> Path:
     log.info("built %s in %.0f s", built, time.perf_counter() - started)
     partial.rename(built)
     return built
-
-
-def warehouse_columns(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    from ml.data import column_types
-
-    return column_types(con)
 
 
 def measure(path: Path, features: FeatureSet, config: TrainConfig) -> dict[str, object]:

@@ -36,10 +36,9 @@ import lightgbm as lgb
 import numpy as np
 import optuna
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 from ml.bundle import DEFAULT_TIER_THRESHOLDS, ModelBundle, PlattCalibrator, percentile_reference
-from ml.evaluate import bootstrap_auc_difference
+from ml.evaluate import bootstrap_auc_difference, roc_pr_auc
 from ml.features import LABEL, Categories, FeatureSet, categorical_indices, learn_categories, to_matrix
 from ml.linear import LinearModel, fit_tuned
 from ml.split import Split
@@ -332,10 +331,6 @@ def fit_main_lightgbm(
     return lgb.train(params, dataset, num_boost_round=max(1, rounds))
 
 
-def _auc(y: np.ndarray, score: np.ndarray) -> float:
-    return float(roc_auc_score(y, score)) if 0 < y.sum() < len(y) else float("nan")
-
-
 def choose_main(candidates: dict[str, dict[str, float]]) -> str:
     """LightGBM unless the logistic regression ranks the validation window better *beyond noise*: its ROC
     AUC is higher and the 95% paired account-bootstrap interval of the gain lies above zero. A 28-day
@@ -387,7 +382,7 @@ def train_model(split: Split, features: FeatureSet, config: TrainConfig = TrainC
         y_valid, valid_margin["logistic_regression"], valid_margin["lightgbm"], split.valid["account_id"].to_numpy()
     )
     candidates = {
-        name: {"valid_roc_auc": _auc(y_valid, margin)}
+        name: {"valid_roc_auc": roc_pr_auc(y_valid, margin)[0]}
         for name, margin in valid_margin.items()
         if name in config.candidates
     }
