@@ -18,6 +18,7 @@ from ml.features import CONSENT, ID_COLUMNS, LABEL, NOT_FEATURES, FeatureSet
 from ml.sources.synthetic import fair_probability, oracle_probability
 
 FEATURES_TABLE = "main.lead_features"
+LABELS_TABLE = "main.lead_labels"  # converted_90d of every lead_features row, by (lead_id, as_of)
 SCORE_HISTORY_COLUMNS = ("lead_id", "as_of", "score", "feature_hash", "reasons", "model_version")
 
 
@@ -44,7 +45,8 @@ def account_sample_buckets(total_accounts: int, max_accounts: int | None) -> int
 def load_labelled(
     con: duckdb.DuckDBPyConnection, features: FeatureSet, max_accounts: int | None = None
 ) -> pd.DataFrame:
-    """Every ``main.lead_features`` row whose label is known, with every column of the table (the
+    """Every ``main.lead_features`` row whose label (``main.lead_labels``) is known, with every column of the
+    table (the
     declared ``features``, checked to be there, and any others a champion trained on an earlier
     declaration may need to defend its title), in a fixed order: the table's physical
     order is not stable (parallel inserts), and LightGBM's seeded bagging depends on row order, so
@@ -56,12 +58,14 @@ def load_labelled(
     thousands of conversions."""
     types = column_types(con)
     features.check_columns(types, f"{FEATURES_TABLE} (checked against the features {features.source} declares)")
-    columns = [*ID_COLUMNS, *(c for c in types if c not in NOT_FEATURES), CONSENT, LABEL]
+    columns = [*ID_COLUMNS, *(c for c in types if c not in NOT_FEATURES), CONSENT]
     total = warehouse.scalar(con, f"SELECT count(DISTINCT account_id) FROM {FEATURES_TABLE}") or 0
     keep = account_sample_buckets(total, max_accounts)
-    sample = f"AND hash(account_id) % {HASH_BUCKETS} < {keep}" if keep is not None else ""
+    sample = f"AND hash(f.account_id) % {HASH_BUCKETS} < {keep}" if keep is not None else ""
+    selected = ", ".join(f'f."{c}"' for c in columns)
     return con.execute(
-        f"SELECT {_select(columns)} FROM {FEATURES_TABLE} WHERE {LABEL} IS NOT NULL {sample} ORDER BY as_of, lead_id"
+        f"SELECT {selected}, l.{LABEL} FROM {FEATURES_TABLE} AS f JOIN {LABELS_TABLE} AS l USING (lead_id, as_of) "
+        f"WHERE l.{LABEL} IS NOT NULL {sample} ORDER BY f.as_of, f.lead_id"
     ).df()
 
 
@@ -75,7 +79,7 @@ def load_scoring_rows(con: duckdb.DuckDBPyConnection, as_of: dt.date, features: 
     with the columns of ``features`` (the model's). Raises :class:`ml.features.FeatureMismatchError`
     naming the model's columns the table lacks or holds in another type."""
     features.check_columns(column_types(con), FEATURES_TABLE)
-    columns = [*ID_COLUMNS, *features.names, CONSENT, LABEL]
+    columns = [*ID_COLUMNS, *features.names, CONSENT]
     return con.execute(
         f"SELECT {_select(columns)} FROM {FEATURES_TABLE} WHERE as_of = ? AND {CONSENT} ORDER BY lead_id", [as_of]
     ).df()

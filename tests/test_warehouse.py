@@ -46,7 +46,7 @@ def test_marts_are_populated_and_consistent(built_warehouse):
                   (SELECT count(*) FROM account_metrics WHERE customer_status = 'customer'),
                   (SELECT sum(arr) FROM account_metrics),
                   (SELECT count(*) FROM lead_features),
-                  (SELECT count(converted_90d) FROM lead_features)""",
+                  (SELECT count(converted_90d) FROM lead_labels)""",
     )[0]
     assert accounts > 250 and 0 < customers < accounts and arr > 0
     assert 0 < labelled < features

@@ -22,7 +22,7 @@ active_subscriptions as (
         sum(s.mrr) as mrr,
         sum(s.seats) as seats,
         -- The account's plan is its best active plan.
-        arg_max(s.plan, case s.plan when 'enterprise' then 3 when 'professional' then 2 else 1 end) as plan,
+        max_by(s.plan, case s.plan when 'enterprise' then 3 when 'professional' then 2 else 1 end) as plan,
         bool_or(s.billing_interval = 'annual') as has_annual_plan
     from dates as d
     join {{ ref('stg_subscriptions') }} as s

@@ -19,36 +19,37 @@
 -#}
 {% macro as_of_dates() -%}
   {%- set every = var('snapshot_every_days') | int -%}
-  select cast(d as date) as as_of
-  from (
-    select
+  {%- set min_date -%}
       {% if var('min_date') -%} cast('{{ var("min_date") }}' as date)
       {%- elif is_incremental() -%} (select max(as_of) from {{ this }})
       {%- else -%} (select history_start + 90 from {{ ref('int_data_window') }})
-      {%- endif %} as min_date,
+      {%- endif %}
+  {%- endset -%}
+  {%- set max_date -%}
       {% if var('max_date') -%} cast('{{ var("max_date") }}' as date)
       {%- else -%} (select data_through from {{ ref('int_data_window') }})
-      {%- endif %} as max_date
-  ) bounds,
-  generate_series(cast(bounds.min_date as timestamp), cast(bounds.max_date as timestamp), interval 1 day) days(d)
-  where datediff('day', date '2000-01-03', cast(d as date)) % {{ every }} = 0
-     or cast(d as date) = bounds.max_date
+      {%- endif %}
+  {%- endset -%}
+  select days.day as as_of
+  from ({{ days_from_to(min_date, max_date) }}) as days
+  where {{ days_between("date '2000-01-03'", 'days.day') }} % {{ every }} = 0
+     or days.day = {{ max_date }}
      {%- if var('daily_from') %}
-     or cast(d as date) >= cast('{{ var("daily_from") }}' as date)
+     or days.day >= cast('{{ var("daily_from") }}' as date)
      {%- endif %}
 {%- endmacro %}
 
 {# Engagement weight of something `days_ago` days old: halves every `decay_half_life_days`. #}
 {% macro decay_weight(days_ago) -%}
-  pow(0.5, ({{ days_ago }}) / {{ var('decay_half_life_days') }}.0)
+  pow(0.5, cast({{ days_ago }} as double) / {{ var('decay_half_life_days') }})
 {%- endmacro %}
 
 {#-
   converted_90d: 1 if the lead converted in the horizon after its cutoff, 0 if not, null while that
-  window is still open (its end is after the last complete day of data). Rows are inserted once, so
-  this post-hook brings the labels of older rows up to date: it closes those whose window has closed since,
-  and corrects any that the current export contradicts (an opportunity's close date corrected, a deal
-  reverted). A label is an outcome, not a point-in-time feature: training wants the truth as known now.
+  window is still open (its end is after the last complete day of data). A label is an outcome, not a
+  point-in-time feature: training wants the truth as known now. So it is not stored with the history
+  (rows are built once) but computed from the current outcomes whenever lead_features is read: a window
+  that has closed since, a corrected close date or a reverted deal shows at once, on every engine.
 -#}
 {% macro label_expression(as_of, converted_at, data_through) -%}
   case
@@ -57,12 +58,4 @@
      and {{ converted_at }} < {{ as_of_cutoff(as_of) }} + interval {{ var('label_horizon_days') }} day then 1
     else 0
   end
-{%- endmacro %}
-
-{% macro refresh_closed_labels() -%}
-  update {{ this }} as f
-  set converted_90d = {{ label_expression('f.as_of', 'l.converted_at', 'w.data_through') }}
-  from {{ ref('int_leads') }} as l, {{ ref('int_data_window') }} as w
-  where f.lead_id = l.lead_id
-    and f.converted_90d is distinct from {{ label_expression('f.as_of', 'l.converted_at', 'w.data_through') }}
 {%- endmacro %}

@@ -12,7 +12,7 @@
   mangled (or that came between spaces) is rebuilt from its suffix. The SQL is spelled out character
   by character with plain string functions (substr, instr, upper, lower; one regexp for the shape):
   `translate` and `regexp_replace` would read shorter but cost ten times more in DuckDB, and another
-  engine needs at most its own regexp function. Unlike Python's `str.strip`, `trim` removes spaces
+  engine needs at most its own regexp function (macros/engine.sql). Unlike Python's `str.strip`, `trim` removes spaces
   only: an id wrapped in tabs is malformed here.
 
   HubSpot: a record id is a plain number.
@@ -38,8 +38,8 @@
 
 {#- Whether the suffix of an 18-character `id` records character `position` (0-based) as upper case. -#}
 {% macro _suffix_says_upper(id, position) -%}
-  ((instr('{{ _salesforce_alphabet() }}', upper(substr({{ id }}, {{ 16 + position // 5 }}, 1))) - 1)
-   // {{ 2 ** (position % 5) }} % 2 = 1)
+  ({{ int_div("instr('" ~ _salesforce_alphabet() ~ "', upper(substr(" ~ id ~ ", " ~ (16 + position // 5) ~ ", 1))) - 1",
+              2 ** (position % 5)) }} % 2 = 1)
 {%- endmacro %}
 
 {#-
@@ -54,12 +54,12 @@
   case
     -- The common cases, read on the value as it came: `trim` costs more than all the rest, so it is
     -- left to the rare values the shapes below reject.
-    when regexp_full_match({{ as_is }}, '[A-Za-z0-9]{15}') then {{ as_is }} || {{ _salesforce_checksum_suffix(as_is) }}
-    when regexp_full_match({{ as_is }}, '[A-Za-z0-9]{15}[A-Za-z0-5]{3}')
+    when {{ regexp_full_match(as_is, '[A-Za-z0-9]{15}') }} then {{ as_is }} || {{ _salesforce_checksum_suffix(as_is) }}
+    when {{ regexp_full_match(as_is, '[A-Za-z0-9]{15}[A-Za-z0-5]{3}') }}
          and {{ _salesforce_checksum_suffix(as_is) }} = upper(substr({{ as_is }}, 16, 3))
       then substr({{ as_is }}, 1, 15) || upper(substr({{ as_is }}, 16, 3))
     -- The rare ones: not an id at all, surrounding spaces, or a case mangled on the way.
-    when not regexp_full_match({{ id }}, '[A-Za-z0-9]{15}([A-Za-z0-5]{3})?') then null
+    when not {{ regexp_full_match(id, '[A-Za-z0-9]{15}([A-Za-z0-5]{3})?') }} then null
     when length({{ id }}) = 15 then {{ id }} || {{ _salesforce_checksum_suffix(id) }}
     -- the suffix records a digit as upper case: it is not this id's suffix
     when
@@ -80,7 +80,7 @@
 
 {#- Whether `column` is a well-formed HubSpot record id (1 to 20 digits, surrounding spaces ignored). -#}
 {% macro is_valid_hubspot_id(column) -%}
-  regexp_full_match({{ column }}, ' *[0-9]{1,20} *')
+  {{ regexp_full_match(column, ' *[0-9]{1,20} *') }}
 {%- endmacro %}
 
 {#- A HubSpot id as staging carries it: trimmed; empty is null (missing, not malformed). -#}

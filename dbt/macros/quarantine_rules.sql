@@ -14,7 +14,6 @@
   drop a row: staging keeps it as 'other' and staging.unknown_values lists it.
 -#}
 {% macro rejection_rules(table) -%}
-  {%- set email_pattern = "'^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$'" -%}
   {%- set rules = {
     'accounts': [
       ("account_id is null", "missing account_id"),
@@ -24,7 +23,7 @@
     ],
     'contacts': [
       ("contact_id is null", "missing contact_id"),
-      ("email is null or not regexp_full_match(trim(email), " ~ email_pattern ~ ")", "malformed email"),
+      ("email is null or not " ~ regexp_full_match('trim(email)', '[^@\\s]+@[^@\\s]+\\.[^@\\s]+'), "malformed email"),
       ("created_at > _loaded_at", "created_at is in the future"),
       (hubspot_id_is_malformed('hubspot_contact_id'), "malformed hubspot_contact_id"),
       (salesforce_id_is_malformed('salesforce_lead_id', '00Q'), "malformed salesforce_lead_id"),

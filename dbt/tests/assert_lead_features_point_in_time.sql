@@ -62,14 +62,14 @@ recomputed as (
         count(distinct cast(occurred_at as date)) filter (where event_type <> 'email_send'
                                                           and occurred_at >= cutoff - interval 30 day)
             as active_days_30d,
-        as_of - max(cast(occurred_at as date)) filter (where high_intent) as days_since_last_high_intent
+        {{ days_between('max(cast(occurred_at as date)) filter (where high_intent)', 'as_of') }} as days_since_last_high_intent
     from events
     group by lead_id, as_of
 )
 select r.lead_id, r.as_of,
        r.page_views_90d, c.page_views_90d as expected_page_views_90d,
        r.touches_7d, c.touches_7d as expected_touches_7d,
-       r.days_since_first_high_intent, r.as_of - b.activity_day as expected_days_since_first_high_intent
+       r.days_since_first_high_intent, {{ days_between('b.activity_day', 'r.as_of') }} as expected_days_since_first_high_intent
 from rows as r
 left join recomputed as c using (lead_id, as_of)
 left join burst_start as b using (lead_id, as_of)
@@ -80,4 +80,4 @@ where r.page_views_90d <> coalesce(c.page_views_90d, 0)
    or r.high_intent_touches_30d <> coalesce(c.high_intent_touches_30d, 0)
    or r.active_days_30d <> coalesce(c.active_days_30d, 0)
    or r.days_since_last_high_intent is distinct from c.days_since_last_high_intent
-   or r.days_since_first_high_intent is distinct from r.as_of - b.activity_day
+   or r.days_since_first_high_intent is distinct from {{ days_between('b.activity_day', 'r.as_of') }}

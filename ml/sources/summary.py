@@ -26,9 +26,9 @@ def warehouse_summary(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
         summary["lead_conversion_rate"] = scalar(
             con, "SELECT round(avg((converted_at IS NOT NULL)::INT), 4) FROM intermediate.int_leads"
         )
-    if table_exists(con, "main", "lead_features"):
+    if table_exists(con, "main", "lead_labels"):
         summary["lead_features_label_rate_90d"] = scalar(
-            con, "SELECT round(avg(converted_90d), 4) FROM main.lead_features"
+            con, "SELECT round(avg(converted_90d), 4) FROM main.lead_labels"
         )
     if table_exists(con, "main", "lead_scores"):
         latest, scored, version = con.execute(

@@ -191,7 +191,7 @@ def test_an_analyst_adds_a_column_in_dbt_and_the_next_model_uses_it(
     shutil.copytree(warehouse.DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
     model = project / "models" / "marts" / "lead_features.sql"
     sql = model.read_text()
-    anchor = "    -- label\n"
+    anchor = "    -- which dbt run built the row"
     assert anchor in sql
     model.write_text(
         sql.replace(anchor, "    coalesce(a.pricing_views_30d, 0) * 2 + 1 as pricing_interest,\n" + anchor, 1)

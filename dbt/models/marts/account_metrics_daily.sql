@@ -1,11 +1,10 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='as_of',
         on_schema_change='append_new_columns',
         tags=['daily_history'],
         post_hook="{{ delete_departed([('account_id', 'int_accounts')]) }}",
+        **history_config(),
     )
 }}
 -- Account metrics per account per as-of day, on the same date grid as lead_features (see

@@ -1,17 +1,15 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='as_of',
         on_schema_change='append_new_columns',
         tags=['daily_history'],
-        post_hook=[
-            "{{ delete_departed([('lead_id', 'int_leads'), ('account_id', 'int_accounts')]) }}",
-            "{{ refresh_closed_labels() }}",
-        ],
+        post_hook="{{ delete_departed([('lead_id', 'int_leads'), ('account_id', 'int_accounts')]) }}",
+        **history_config(),
     )
 }}
 {#-
+  Labels are not stored here: lead_labels computes them from the current outcomes (a closed window or a
+  corrected outcome shows at once, and no engine has to update stored rows).
   Which (lead, as_of) rows exist: every *open* lead - created by the cutoff, not yet converted, younger
   than `lead_max_age_days` - on every day of the as-of grid (macros/as_of.sql). The grid is daily for
   the days being scored and weekly for the training history: a lead's features barely move within a
@@ -40,7 +38,7 @@ activity as (
         l.as_of,
         {%- for measure in ['page_views', 'pricing_views', 'case_study_views', 'docs_views', 'blog_views',
                             'demo_requests', 'email_opens', 'email_clicks', 'webinars'] %}
-        sum(a.{{ measure }} * {{ decay_weight('l.as_of - a.activity_date') }}) as {{ measure }}_decayed,
+        sum(a.{{ measure }} * {{ decay_weight(days_between('a.activity_date', 'l.as_of')) }}) as {{ measure }}_decayed,
         {%- endfor %}
         {%- for measure, days in [('page_views', 7), ('page_views', 30), ('page_views', 90),
                                   ('pricing_views', 7), ('pricing_views', 30), ('demo_requests', 90),
@@ -51,7 +49,7 @@ activity as (
         {%- endfor %}
         coalesce(sum(a.touches) filter (where a.activity_date <= l.as_of - 7 and a.activity_date > l.as_of - 28), 0)
             as touches_prev_21d,
-        l.as_of - max(a.activity_date) filter (where a.touches > 0) as days_since_last_touch,
+        {{ days_between('max(a.activity_date) filter (where a.touches > 0)', 'l.as_of') }} as days_since_last_touch,
         -- Distinct days, as sums of first-known-row flags (see int_lead_daily_activity). The events have no
         -- sessions: a visit is a day with page views.
         sum(a.first_known_active_day) filter (where a.activity_date > l.as_of - 7) as active_days_7d,
@@ -73,7 +71,8 @@ high_intent_days as (
         as_of,
         activity_date,
         high_intent_touches,
-        activity_date - lag(activity_date) over (partition by lead_id, as_of order by activity_date) as gap_days
+        {{ days_between('lag(activity_date) over (partition by lead_id, as_of order by activity_date)', 'activity_date') }}
+            as gap_days
     from (
         -- INTEGER again, so that the sums below stay BIGINT (see int_lead_daily_activity)
         select l.lead_id, l.as_of, a.activity_date, cast(sum(a.high_intent_touches) as integer) as high_intent_touches
@@ -98,13 +97,12 @@ evaluation as (
         sum(high_intent_touches) filter (where activity_date > as_of - 30) as high_intent_touches_30d,
         sum(high_intent_touches) filter (where activity_date <= as_of - 7 and activity_date > as_of - 28)
             as high_intent_touches_prev_21d,
-        as_of - max(activity_date) filter (where gap_days is null or gap_days > 21) as days_since_first_high_intent,
-        as_of - max(activity_date) as days_since_last_high_intent
+        {{ days_between('max(activity_date) filter (where gap_days is null or gap_days > 21)', 'as_of') }}
+            as days_since_first_high_intent,
+        {{ days_between('max(activity_date)', 'as_of') }} as days_since_last_high_intent
     from high_intent_days
     group by lead_id, as_of
-),
-
-data_window as (select data_through from {{ ref('int_data_window') }})
+)
 
 select
     l.lead_id,
@@ -120,7 +118,7 @@ select
     l.department,
     l.lead_source,
     l.utm_campaign,
-    o.as_of - cast(l.created_at as date) as lead_age_days,
+    {{ days_between('cast(l.created_at as date)', 'o.as_of') }} as lead_age_days,
     l.has_marketing_consent,
     -- engagement: what the lead did, recency-weighted and windowed
     {%- for measure in ['page_views', 'pricing_views', 'case_study_views', 'docs_views', 'blog_views',
@@ -132,14 +130,14 @@ select
                        'email_opens_30d', 'email_clicks_30d', 'touches_7d', 'touches_prev_21d'] %}
     coalesce(a.{{ column }}, 0) as {{ column }},
     {%- endfor %}
-    round((coalesce(a.touches_7d, 0) + 1) / (coalesce(a.touches_prev_21d, 0) / 3.0 + 1), 4) as engagement_velocity,
+    round((coalesce(a.touches_7d, 0) + 1) / (cast(coalesce(a.touches_prev_21d, 0) as double) / 3 + 1), 4) as engagement_velocity,
     a.days_since_last_touch,
     -- evaluation stage: pricing, case studies and demo requests (high intent), and how the lead visits
     coalesce(e.high_intent_touches_7d, 0) as high_intent_touches_7d,
     coalesce(e.high_intent_touches_30d, 0) as high_intent_touches_30d,
     e.days_since_first_high_intent,
     e.days_since_last_high_intent,
-    round((coalesce(e.high_intent_touches_7d, 0) + 1) / (coalesce(e.high_intent_touches_prev_21d, 0) / 3.0 + 1), 4)
+    round((coalesce(e.high_intent_touches_7d, 0) + 1) / (cast(coalesce(e.high_intent_touches_prev_21d, 0) as double) / 3 + 1), 4)
         as intent_velocity,
     coalesce(a.active_days_7d, 0) as active_days_7d,
     coalesce(a.active_days_30d, 0) as active_days_30d,
@@ -159,14 +157,11 @@ select
     m.active_users_30d as account_active_users_30d,
     m.product_events_30d as account_product_events_30d,
     m.marketing_touches_30d as account_marketing_touches_30d,
-    -- label
-    {{ label_expression('o.as_of', 'l.converted_at', 'w.data_through') }} as converted_90d,
     -- which dbt run built the row: the point-in-time test checks rows against the raw data they were built
     -- from, which later exports may have changed (deleted events, merged records)
     '{{ invocation_id }}' as built_by_invocation
 from open_leads as o
 join {{ ref('int_leads') }} as l on l.lead_id = o.lead_id
-cross join data_window as w
 left join activity as a on a.lead_id = o.lead_id and a.as_of = o.as_of
 left join evaluation as e on e.lead_id = o.lead_id and e.as_of = o.as_of
 left join {{ ref('account_metrics_daily') }} as m

@@ -12,9 +12,9 @@ with rule_violations as (
 {%- for table, key in keys.items() %}
     select
         '{{ table }}' as source_table,
-        cast({{ key }} as varchar) as record_id,
+        cast({{ key }} as {{ dbt.type_string() }}) as record_id,
         {{ rejection_reason(table) }} as reason,
-        to_json(r) as raw_row,
+        {{ row_to_json('r') }} as raw_row,
         _loaded_at as loaded_at
     from {{ source('raw', table) }} as r
     where ({{ rejection_reason(table) }}) is not null
@@ -35,9 +35,9 @@ clean_events as (
 orphaned_events as (
     select
         'marketing_events' as source_table,
-        cast(e.event_id as varchar) as record_id,
+        cast(e.event_id as {{ dbt.type_string() }}) as record_id,
         'contact quarantined: ' || q.reason as reason,
-        to_json(e) as raw_row,
+        {{ row_to_json('e') }} as raw_row,
         e._loaded_at as loaded_at
     from clean_events as e
     join quarantined_contacts as q on q.contact_id = e.contact_id

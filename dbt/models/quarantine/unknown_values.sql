@@ -18,7 +18,7 @@
 } %}
 with
 {%- for table, table_columns in columns.items() %}
-{{ table }} as materialized (
+{{ table }} as {{ cte_materialized() }} (
     select
     {%- for column, raw_column, normalised in table_columns %}
         {{ raw_column }} as raw_{{ column }},

@@ -31,11 +31,11 @@ with clean as (
 duplicates as (
     select
         email,
-        list(contact_id order by contact_id) as merged_contact_ids,
+        {{ sorted_string_array_agg('contact_id') }} as merged_contact_ids,
         -- the earliest merged record that has one
-        arg_min(hubspot_contact_id, rank_in_email) filter (where hubspot_contact_id is not null)
+        min_by(hubspot_contact_id, rank_in_email) filter (where hubspot_contact_id is not null)
             as hubspot_contact_id,
-        arg_min(salesforce_contact_id, rank_in_email) filter (where salesforce_contact_id is not null)
+        min_by(salesforce_contact_id, rank_in_email) filter (where salesforce_contact_id is not null)
             as salesforce_contact_id
     from clean
     where rank_in_email > 1
@@ -47,8 +47,18 @@ select
     coalesce(clean.hubspot_contact_id, duplicates.hubspot_contact_id) as hubspot_contact_id,
     clean.salesforce_lead_id,
     coalesce(clean.salesforce_contact_id, duplicates.salesforce_contact_id) as salesforce_contact_id,
-    clean.* exclude (contact_id, hubspot_contact_id, salesforce_lead_id, salesforce_contact_id, rank_in_email),
-    coalesce(duplicates.merged_contact_ids, []::varchar[]) as merged_contact_ids
+    clean.account_id,
+    clean.email,
+    clean.first_name,
+    clean.last_name,
+    clean.title,
+    clean.seniority,
+    clean.department,
+    clean.lead_source,
+    clean.utm_campaign,
+    clean.has_marketing_consent,
+    clean.created_at,
+    coalesce(duplicates.merged_contact_ids, {{ empty_string_array() }}) as merged_contact_ids
 from clean
 left join duplicates using (email)
 where clean.rank_in_email = 1
