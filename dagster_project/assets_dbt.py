@@ -1,9 +1,11 @@
 """The dbt project as assets: one ``@dbt_assets`` per partitioning.
 
 ``dbt_daily_history`` holds the models tagged ``daily_history`` (account_metrics_daily,
-lead_features) on daily partitions with a single-run backfill policy: a backfill of any range is one
-``dbt build`` whose vars cover exactly that range. ``dbt_warehouse`` holds every other model,
-unpartitioned. Both write the DuckDB file and so share the warehouse pool.
+lead_features and lead_labels over it) on daily partitions with a single-run backfill policy: a
+backfill of any range is one ``dbt build`` whose vars cover exactly that range. ``dbt_warehouse`` holds
+every other model, unpartitioned. Both write the warehouse and so share the warehouse pool: on DuckDB the
+file allows one writer; on Spark the embedded metastore allows one process, and the views over Spark's
+tables are written into the DuckDB file after each build (``ml/engines.py``).
 """
 
 import datetime as dt
@@ -28,6 +30,8 @@ from dagster_project.partitions import (
 from dagster_project.project import dbt_project
 from dagster_project.resources import WarehouseResource
 from dagster_project.translator import LeadscoreDbtTranslator, dbt_asset_key
+from ml import history
+from ml.engines import attach_spark_tables
 from ml.features import FeatureSet, from_manifest
 from ml.warehouse import history_vars, table_exists
 
@@ -40,12 +44,14 @@ TRANSLATOR = LeadscoreDbtTranslator()
 PROJECT = dbt_project()
 
 
-def relations_by_key(manifest: Mapping[str, Any]) -> dict[AssetKey, tuple[str, str]]:
-    """Asset key -> (schema, table) of every model that is materialised as a table."""
+def relations_by_key(manifest: Mapping[str, Any], views: bool = False) -> dict[AssetKey, tuple[str, str]]:
+    """Asset key -> (schema, table) of every model that is materialised as a table (and as a view too, when
+    ``views``: counting a staging view's rows would re-run its rules over the raw data)."""
+    kinds = ("table", "incremental", "view") if views else ("table", "incremental")
     return {
         dbt_asset_key(node): (node["schema"], node["alias"])
         for node in manifest["nodes"].values()
-        if node["resource_type"] == "model" and node["config"].get("materialized") in ("table", "incremental")
+        if node["resource_type"] == "model" and node["config"].get("materialized") in kinds
     }
 
 
@@ -82,13 +88,18 @@ def run_dbt_build(
         events.extend(invocation.stream())
     except Exception as exc:  # dbt failed: report what it built, then fail the step
         failure = exc
-    relations = relations_by_key(invocation.manifest)
+    layout = warehouse.spark_layout()
+    if layout is not None:  # Python reads what Spark built through views in the DuckDB file
+        with warehouse.connect(log=context.log) as con:
+            attached = attach_spark_tables(con, layout)
+        context.log.info(f"{len(attached)} Spark tables readable from DuckDB as views: {', '.join(attached)}")
+    relations = relations_by_key(invocation.manifest, views=vars_ is not None)  # lead_labels, a view on DuckDB
     window = (vars_.get("min_date", "1900-01-01"), vars_["max_date"]) if vars_ else None
     with warehouse.connect(read_only=True, log=context.log) as con:
         for event in events:
             if isinstance(event, Output):
                 key = context.asset_key_for_output(event.output_name)
-                if key in relations:
+                if key in relations and table_exists(con, *relations[key]):
                     schema, table = relations[key]
                     event = event.with_metadata({**event.metadata, **table_metadata(con, schema, table, window)})
             yield event
@@ -134,6 +145,23 @@ def undeclared_columns(con, schema: str, table: str, features: FeatureSet) -> li
     return [name for name in features.names if name not in present]
 
 
+def training_history_plan(warehouse: WarehouseResource, vars_: Mapping[str, Any]) -> list[dict[str, object]]:
+    """The chunks of a training-history rebuild (``ml/history.py``): several when the history would outgrow
+    DuckDB's memory limit in one statement, one (``vars_`` itself) otherwise and always on Spark."""
+    if warehouse.spark_layout() is not None:
+        return [dict(vars_)]
+    daily_from = dt.date.fromisoformat(vars_["daily_from"]) if vars_.get("daily_from") else None
+    with warehouse.connect(read_only=True) as con:
+        plan = history.build_plan(
+            con,
+            dt.date.fromisoformat(vars_["max_date"]),
+            vars_["snapshot_every_days"],
+            warehouse.history_max_rows(),
+            daily_from,
+        )
+    return plan if len(plan) > 1 else [dict(vars_)]
+
+
 def history_on_disk(warehouse: WarehouseResource, relation: tuple[str, str]) -> set[str]:
     if not Path(warehouse.path).exists():
         return set()  # a new warehouse: nothing built yet
@@ -162,13 +190,13 @@ def dbt_daily_history(
     """
     window = context.partition_time_window
     manifest = json.loads(PROJECT.manifest_path.read_text())
-    relations = relations_by_key(manifest)
-    features = relations[AssetKey("lead_features")]
-    built = len(history_on_disk(warehouse, features))
+    relations = relations_by_key(manifest, views=True)
+    stored = relations[AssetKey("lead_features")]
+    built = len(history_on_disk(warehouse, stored))
     added: list[str] = []
     if built:
         with warehouse.connect(read_only=True) as con:
-            added = undeclared_columns(con, *features, from_manifest(manifest))
+            added = undeclared_columns(con, *stored, from_manifest(manifest))
     if config.rebuild_training_history or needs_training_history(built) or added:
         vars_ = training_history_vars(window.end.date() - dt.timedelta(days=1), window.start.date())
         if config.rebuild_training_history:
@@ -178,7 +206,19 @@ def dbt_daily_history(
         else:
             why = f"lead_features has {built} as-of days"
         context.log.info(f"rebuilding the weekly training history up to {vars_['max_date']} ({why})")
-        yield from run_dbt_build(context, dbt, warehouse, vars_, full_refresh=True)
+        plan = training_history_plan(warehouse, vars_)
+        if len(plan) > 1:  # one statement would outgrow DuckDB's memory limit: build it a few days at a time
+            context.log.info(
+                f"in {len(plan)} chunks of as-of days ({plan[0]['min_date']} .. {plan[0]['max_date']} first) of at "
+                f"most {warehouse.history_max_rows():,} rows each (DuckDB's memory limit: {warehouse.memory_limit})"
+            )
+            for number, chunk in enumerate(plan[:-1]):
+                refresh = ["--full-refresh"] if number == 0 else []
+                run_args = ["run", "--vars", json.dumps(chunk, sort_keys=True), *refresh]
+                dbt.cli(run_args, context=context).wait()
+            yield from run_dbt_build(context, dbt, warehouse, plan[-1])
+        else:
+            yield from run_dbt_build(context, dbt, warehouse, vars_, full_refresh=True)
     else:
         vars_ = history_vars(window.start.date(), window.end.date())
         context.log.info(f"building as-of days {vars_['min_date']} .. {vars_['max_date']}")

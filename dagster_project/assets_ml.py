@@ -75,7 +75,7 @@ def gate_check_metadata(outcome: TrainingOutcome, config: GateConfig) -> dict[st
 
 @asset(
     group_name="ml",
-    deps=[AssetKey("lead_features")],
+    deps=[AssetKey("lead_features"), AssetKey("lead_labels")],
     kinds={"lightgbm", "mlflow"},
     check_specs=[
         AssetCheckSpec(

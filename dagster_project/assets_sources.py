@@ -7,6 +7,7 @@ import duckdb
 from dagster import AssetExecutionContext, AssetSpec, Failure, MaterializeResult, MetadataValue, multi_asset
 
 from dagster_project.resources import SourcesResource, WarehouseResource
+from ml.engines import publish_raw_tables
 from ml.sources.files import load_files
 from ml.sources.landing import SourceLoadError
 from ml.sources.schema import RAW_TABLES
@@ -32,8 +33,12 @@ def raw_sources(context: AssetExecutionContext, warehouse: WarehouseResource, so
         counts, origin = _load(context, warehouse, sources)
     except SourceLoadError as exc:
         raise Failure(description=str(exc)) from None  # the message says it all: no traceback
+    layout = warehouse.spark_layout()
     with warehouse.connect(read_only=True, log=context.log) as con:
         loaded_at = newest_loaded_at(con)
+        if layout is not None:  # dbt runs on Spark: it reads the raw tables as Parquet
+            publish_raw_tables(con, layout.raw_dir, [t.name for t in RAW_TABLES])
+            context.log.info(f"published the raw tables as Parquet under {layout.raw_dir} for Spark")
     for table in RAW_TABLES:
         yield MaterializeResult(
             asset_key=["raw", table.name],

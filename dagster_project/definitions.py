@@ -25,11 +25,26 @@ from dagster_project.resources import (
     training_from_env,
 )
 from dagster_project.schedules import nightly_job, nightly_schedule
-from ml.warehouse import WAREHOUSE_ENV, warehouse_path
+from ml.engines import ENGINE_ENV, SPARK_DIR_ENV, default_spark_dir, engine_from_env
+from ml.history import HISTORY_CHUNK_ROWS_ENV
+from ml.warehouse import (
+    DEFAULT_MEMORY_LIMIT,
+    MEMORY_LIMIT_ENV,
+    SPILL_DIR_ENV,
+    WAREHOUSE_ENV,
+    default_spill_dir,
+    warehouse_path,
+)
 
 # One variable names the warehouse for dbt (its profile reads it in the dbt subprocess, which
 # inherits this environment) and for Python (through EnvVar): they can never point at different files.
+# The same holds for the engine, Spark's folder and DuckDB's memory bounds.
 os.environ.setdefault(WAREHOUSE_ENV, str(warehouse_path(os.environ)))
+os.environ[ENGINE_ENV] = engine_from_env(os.environ)  # fails at load time on a misspelt engine
+os.environ.setdefault(SPARK_DIR_ENV, str(default_spark_dir(warehouse_path(os.environ))))
+os.environ.setdefault(MEMORY_LIMIT_ENV, DEFAULT_MEMORY_LIMIT)
+os.environ.setdefault(SPILL_DIR_ENV, str(default_spill_dir(warehouse_path(os.environ))))
+os.environ.setdefault(HISTORY_CHUNK_ROWS_ENV, "0")  # 0: chunks sized from the memory limit
 
 
 def build_definitions(
@@ -59,7 +74,14 @@ def build_definitions(
         sensors=[recover_dead_runs_sensor],
         resources={
             "dbt": DbtCliResource(project_dir=PROJECT),
-            "warehouse": WarehouseResource(path=EnvVar(WAREHOUSE_ENV)),
+            "warehouse": WarehouseResource(
+                path=EnvVar(WAREHOUSE_ENV),
+                engine=EnvVar(ENGINE_ENV),
+                spark_dir=EnvVar(SPARK_DIR_ENV),
+                memory_limit=EnvVar(MEMORY_LIMIT_ENV),
+                spill_dir=EnvVar(SPILL_DIR_ENV),
+                history_chunk_rows=EnvVar.int(HISTORY_CHUNK_ROWS_ENV),
+            ),
             "sources": sources,
             "crm": crm or crm_from_env(os.environ),
             "mlflow": mlflow or mlflow_from_env(os.environ),

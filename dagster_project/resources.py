@@ -21,12 +21,14 @@ from pydantic import Field
 from activation import ConfigurationError, SyncOptions, make_destination
 from activation.destination import Destination
 from activation.mapping import DESTINATIONS
-from ml import warehouse
+from ml import history, warehouse
+from ml.engines import SparkLayout, check_engine, default_spark_dir
 from ml.registry import EXPERIMENT, MODEL_NAME, TRACKING_ENV, MlflowSettings
 from ml.sources.landing import DEFAULT_MAX_SHRINK, allowed_to_shrink, check_max_shrink
 from ml.sources.synthetic import SCALES
 from ml.split import SplitConfig
 from ml.train import NIGHTLY_TIMEOUT_S, NIGHTLY_TRIALS, TrainConfig
+from ml.warehouse import DEFAULT_MEMORY_LIMIT
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO / "data"  # the embedded default's home (git-ignored)
@@ -41,7 +43,9 @@ MAX_SHRINK_ENV = "LEADSCORE_MAX_SHRINK"  # share of a raw table's rows a load ma
 
 
 class WarehouseResource(ConfigurableResource):
-    """The DuckDB warehouse file. Readers open it read-only; writers belong to the warehouse pool."""
+    """The DuckDB warehouse file, and the engine dbt builds it with. Readers open it read-only; writers
+    belong to the warehouse pool. On Spark, Python still reads and writes this file: the raw tables are
+    published to Parquet for Spark, and Spark's tables are views in it (``ml/engines.py``)."""
 
     path: str
     lock_timeout_s: float = Field(
@@ -49,10 +53,47 @@ class WarehouseResource(ConfigurableResource):
         description="How long a step waits for the DuckDB file while a process outside the warehouse pool (a dbt "
         "left by a killed run, a SQL client) holds its lock, before it fails naming that process.",
     )
+    engine: str = Field(
+        default="duckdb",
+        description="What dbt builds the warehouse with: duckdb (the file itself) or spark (env LEADSCORE_ENGINE; "
+        "the dbt profile reads the same variable). README 'Scaling out'.",
+    )
+    spark_dir: str = Field(
+        default="",
+        description="Spark's raw Parquet, tables and metastore (env LEADSCORE_SPARK_DIR); empty: spark/ beside the "
+        "warehouse file.",
+    )
+    memory_limit: str = Field(
+        default=DEFAULT_MEMORY_LIMIT,
+        description="DuckDB's memory limit in every Python connection (env LEADSCORE_DUCKDB_MEMORY_LIMIT; dbt's "
+        "profile reads the same variable). Past it DuckDB spills to spill_dir.",
+    )
+    spill_dir: str = Field(
+        default="", description="Where DuckDB spills (env LEADSCORE_DUCKDB_SPILL_DIR); empty: beside the warehouse."
+    )
+    history_chunk_rows: int = Field(
+        default=0,
+        description="Rows of lead_features one statement may build when the whole history is rebuilt (env "
+        "LEADSCORE_HISTORY_CHUNK_ROWS); 0: from the memory limit (600,000 per GB). Smaller chunks use less memory.",
+    )
+
+    def history_max_rows(self) -> int:
+        return self.history_chunk_rows or history.rows_per_chunk(self.memory_limit)
+
+    def settings(self) -> warehouse.DuckDBSettings:
+        return warehouse.DuckDBSettings(self.memory_limit, Path(self.spill_dir) if self.spill_dir else None)
+
+    def spark_layout(self) -> SparkLayout | None:
+        """Spark's folders when dbt runs on Spark, else None."""
+        if check_engine(self.engine) != "spark":
+            return None
+        return SparkLayout(Path(self.spark_dir) if self.spark_dir else default_spark_dir(Path(self.path)))
 
     def connect(self, read_only: bool = False, log: Any = None) -> duckdb.DuckDBPyConnection:
         on_wait = log.info if log is not None else None
-        return warehouse.connect_waiting(Path(self.path), read_only, self.lock_timeout_s, on_wait)
+        return warehouse.connect_waiting(
+            Path(self.path), read_only, self.lock_timeout_s, on_wait, settings=self.settings()
+        )
 
     def wait_until_writable(self, log: Any = None) -> None:
         """Return once this process could take the write lock (before handing the file to dbt)."""

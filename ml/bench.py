@@ -3,7 +3,7 @@ reasons, a realistic nightly run, peak memory.
 
     uv run python -m ml.bench [--warehouse PATH] [--accounts N] [--trials N] [--timeout S]
 
-Input: the bench warehouse ``data/bench/warehouse.duckdb`` (left by ``python -m ml.sources.bench``)
+Input: the bench warehouse ``data/bench/warehouse/warehouse.duckdb`` (left by ``python -m ml.sources.bench``)
 when present, else ``--warehouse``.
 
 * **Training** is the nightly's: the labelled rows of a hash-sample of ``SplitConfig.max_accounts``
@@ -45,7 +45,7 @@ from ml.scoring import score_leads
 from ml.split import SplitConfig, check_minimum_data, time_split
 from ml.train import NIGHTLY_TIMEOUT_S, NIGHTLY_TRIALS, TrainConfig, train_model
 
-BENCH_WAREHOUSE = Path("data") / "bench" / "warehouse.duckdb"
+BENCH_WAREHOUSE = Path("data") / "bench" / "warehouse" / "warehouse.duckdb"
 VERSION = "bench/1"
 # The nightly budget's variables, as the Dagster resource `training` reads them (dagster_project/resources.py).
 TRIALS_ENV, TIMEOUT_ENV = "LEADSCORE_OPTUNA_TRIALS", "LEADSCORE_OPTUNA_TIMEOUT_S"

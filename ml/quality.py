@@ -57,7 +57,7 @@ def warehouse_for(accounts: int, features: FeatureSet, rebuild: bool) -> Path:
         log.info("generating %d accounts into %s", accounts, raw)
         partial = raw.with_suffix(".partial")
         partial.unlink(missing_ok=True)
-        with duckdb.connect(str(partial)) as con:
+        with warehouse.connect(partial) as con:
             load_synthetic(con, SyntheticConfig(n_accounts=accounts, end_date=END_DATE))
         partial.rename(raw)
     if built.exists() and not rebuild:

@@ -2,6 +2,9 @@
 
 One environment variable, ``LEADSCORE_WAREHOUSE``, names the DuckDB file for dbt's profile and for
 every Python reader and writer, so tests and backfills can point everything at another file at once.
+Two more bound DuckDB's memory everywhere it runs (dbt's profile and every Python connection):
+``LEADSCORE_DUCKDB_MEMORY_LIMIT`` and ``LEADSCORE_DUCKDB_SPILL_DIR``, where DuckDB writes what does not
+fit instead of failing or driving the machine into swap (:class:`DuckDBSettings`).
 Only entry points (CLIs, the Dagster definitions) read it, through :func:`warehouse_path` with the
 environment they were given; library functions take a path or, better, an open connection.
 DuckDB allows one writer per file: writers are serialised by the orchestrator; readers open the file
@@ -16,12 +19,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
 WAREHOUSE_ENV = "LEADSCORE_WAREHOUSE"
 DEFAULT_WAREHOUSE = Path("data") / "warehouse.duckdb"
+MEMORY_LIMIT_ENV = "LEADSCORE_DUCKDB_MEMORY_LIMIT"
+SPILL_DIR_ENV = "LEADSCORE_DUCKDB_SPILL_DIR"
+# DuckDB's own default is 80% of the machine. 4 GB of buffers keeps a whole process (dbt's Python, or a
+# reader's pandas frames on top) within the 8 GB the bench scale is held to, on any machine.
+DEFAULT_MEMORY_LIMIT = "4GB"
 
 
 def warehouse_path(environ: Mapping[str, str]) -> Path:
@@ -30,11 +39,42 @@ def warehouse_path(environ: Mapping[str, str]) -> Path:
     return Path(environ.get(WAREHOUSE_ENV) or DEFAULT_WAREHOUSE).expanduser().resolve()
 
 
-def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A connection to the warehouse at ``path``: read-only for readers (they never take the write lock)."""
+def default_spill_dir(warehouse: Path) -> Path:
+    """Where DuckDB spills by default: ``duckdb_spill/`` beside the warehouse file (same disk, and tests that
+    isolate the warehouse isolate it too)."""
+    return warehouse.parent / "duckdb_spill"
+
+
+@dataclass(frozen=True)
+class DuckDBSettings:
+    """Memory bounds of a DuckDB process. ``memory_limit`` caps DuckDB's buffers (joins, aggregates and sorts
+    past it spill to ``spill_dir``); it does not cover what Python holds, such as pandas frames."""
+
+    memory_limit: str = DEFAULT_MEMORY_LIMIT
+    spill_dir: Path | None = None  # None: default_spill_dir of the warehouse
+
+    def config(self, warehouse: Path) -> dict[str, str]:
+        spill = self.spill_dir or default_spill_dir(warehouse)
+        spill.mkdir(parents=True, exist_ok=True)
+        return {"memory_limit": self.memory_limit, "temp_directory": str(spill)}
+
+
+def settings_from_env(environ: Mapping[str, str]) -> DuckDBSettings:
+    """The settings an entry point's environment names (defaults for what it leaves unset)."""
+    spill = environ.get(SPILL_DIR_ENV)
+    return DuckDBSettings(
+        memory_limit=environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT,
+        spill_dir=Path(spill).expanduser().resolve() if spill else None,
+    )
+
+
+def connect(path: Path, read_only: bool = False, settings: DuckDBSettings | None = None) -> duckdb.DuckDBPyConnection:
+    """A connection to the warehouse at ``path``: read-only for readers (they never take the write lock),
+    within ``settings``' memory bounds (the defaults when None)."""
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    return duckdb.connect(str(path), read_only=read_only)
+    config = (settings or DuckDBSettings()).config(path)
+    return duckdb.connect(str(path), read_only=read_only, config=config)
 
 
 def is_lock_conflict(error: BaseException) -> bool:
@@ -48,6 +88,7 @@ def connect_waiting(
     timeout_s: float = 600.0,
     on_wait: Callable[[str], None] | None = None,
     poll_s: float = 2.0,
+    settings: DuckDBSettings | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """:func:`connect`, waiting up to ``timeout_s`` while another process holds the write lock.
 
@@ -59,7 +100,7 @@ def connect_waiting(
     told = False
     while True:
         try:
-            return connect(path, read_only=read_only)
+            return connect(path, read_only=read_only, settings=settings)
         except duckdb.IOException as exc:
             if not is_lock_conflict(exc) or time.monotonic() >= deadline:
                 raise
@@ -93,14 +134,31 @@ FEATURES_YAML = DBT_PROJECT_DIR / "models" / "marts" / "lead_features.yml"
 
 def dbt_env(base_env: Mapping[str, str], warehouse: Path, work_dir: Path) -> dict[str, str]:
     """Environment for a dbt subprocess on ``warehouse``: ``base_env`` (the caller's environment, for PATH
-    and the like) with the warehouse named and target/ and logs kept in ``work_dir``."""
+    and the like) with the warehouse named, DuckDB's spill folder beside it unless ``base_env`` names
+    one, and target/ and logs kept in ``work_dir``."""
     return {
+        SPILL_DIR_ENV: str(default_spill_dir(warehouse)),
         **base_env,
         WAREHOUSE_ENV: str(warehouse),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_TARGET_PATH": str(work_dir / "target"),
         "DBT_LOG_PATH": str(work_dir / "logs"),
     }
+
+
+def dbt_invocation(
+    warehouse: Path,
+    *args: str,
+    base_env: Mapping[str, str],
+    project_dir: Path = DBT_PROJECT_DIR,
+    work_dir: Path | None = None,
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of the dbt CLI of this environment against ``warehouse`` (outside
+    Dagster: tests, bench), the environment built from ``base_env``."""
+    work_dir = work_dir or warehouse.parent / f"dbt-{project_dir.name}"
+    dbt = Path(sys.executable).parent / "dbt"
+    argv = [str(dbt), *args, "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)]
+    return argv, dbt_env(base_env, warehouse, work_dir)
 
 
 def run_dbt(
@@ -110,21 +168,14 @@ def run_dbt(
     project_dir: Path = DBT_PROJECT_DIR,
     work_dir: Path | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run the dbt CLI of this environment against ``warehouse`` (outside Dagster: tests, bench), in a
-    subprocess environment built from ``base_env``."""
-    work_dir = work_dir or warehouse.parent / f"dbt-{project_dir.name}"
-    dbt = Path(sys.executable).parent / "dbt"
-    return subprocess.run(
-        [str(dbt), *args, "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)],
-        env=dbt_env(base_env, warehouse, work_dir),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    """Run the dbt CLI against ``warehouse`` (:func:`dbt_invocation`) and capture its output."""
+    argv, env = dbt_invocation(warehouse, *args, base_env=base_env, project_dir=project_dir, work_dir=work_dir)
+    return subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
 
 
-# The incremental, per-day models (dbt tag `daily_history`): what building "a day" means outside Dagster.
-DAILY_HISTORY_MODELS = ("account_metrics_daily", "lead_features")
+# The per-day models (dbt tag `daily_history`): what building "a day" means outside Dagster. The first two
+# are incremental; lead_labels labels lead_features' rows (a view on DuckDB, a table on Spark).
+DAILY_HISTORY_MODELS = ("account_metrics_daily", "lead_features", "lead_labels")
 
 
 def history_vars(window_start: dt.date, window_end_exclusive: dt.date) -> dict[str, object]:

@@ -23,6 +23,16 @@ DBT_PROJECT = warehouse_lib.DBT_PROJECT_DIR
 TINY_END_DATE = dt.date(2026, 6, 30)
 
 
+# `make test` spreads test files over two workers (pytest-xdist, --dist loadfile) in collection order: the
+# longest files go first, so that one worker does not finish long after the other.
+LONGEST_FIRST = ("test_operable.py", "test_spark_parity.py", "test_orchestration.py", "test_real_exports.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
 def tiny_config(**overrides) -> SyntheticConfig:
     return SyntheticConfig(**{"n_accounts": SCALES["tiny"], "end_date": TINY_END_DATE, **overrides})
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,7 +31,7 @@ from ml.sources.schema import RAW_TABLES
 from ml.warehouse import build_days_args, history_vars
 from tests.conftest import REPO, TINY_END_DATE, query
 
-HISTORY_KEYS = [AssetKey("account_metrics_daily"), AssetKey("lead_features")]
+HISTORY_KEYS = [AssetKey("account_metrics_daily"), AssetKey("lead_features"), AssetKey("lead_labels")]
 DAGSTER_MATERIALIZE = [
     str(Path(sys.executable).parent / "dagster"),
     "asset",
@@ -51,6 +52,7 @@ def test_definitions_snapshot():
         "account_metrics",
         "account_metrics_daily",
         "lead_features",
+        "lead_labels",
         "lead_crm_ids",
         "account_crm_ids",
     }
@@ -208,17 +210,21 @@ def as_of_days(warehouse: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def nightly_warehouse(tmp_path_factory) -> tuple[Path, Path]:
-    """A tiny warehouse after one nightly run for 2026-06-29 (no training-history rebuild)."""
+    """A tiny warehouse after one nightly run for 2026-06-29, whose training history (a new warehouse) is
+    built in chunks of at most 30,000 rows, as a bench-scale one is within DuckDB's memory limit."""
     root = tmp_path_factory.mktemp("nightly")
     warehouse = root / "warehouse.duckdb"
     with pytest.MonkeyPatch.context() as env, make_instance(root / "dagster_home") as instance:
         env.setenv("LEADSCORE_WAREHOUSE", str(warehouse))
+        env.setenv("LEADSCORE_HISTORY_CHUNK_ROWS", "30000")
         result = (
             tiny_definitions()
             .resolve_job_def("nightly")
             .execute_in_process(instance=instance, partition_key="2026-06-29")
         )
         assert result.success
+        chunked = [re.search(r"in (\d+) chunks of as-of days", e.message or "") for e in result.all_events]
+        assert any(m and int(m[1]) >= 2 for m in chunked), "the training history was built in chunks"
         materialized = {e.asset_key for e in result.get_asset_materialization_events()}
         assert set(HISTORY_KEYS) <= materialized and AssetKey(["raw", "contacts"]) in materialized
         lead_features = [e for e in result.get_asset_materialization_events() if e.asset_key == HISTORY_KEYS[1]]

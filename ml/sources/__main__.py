@@ -18,7 +18,7 @@ from ml.sources.governance import ErasureError, erase
 from ml.sources.landing import ALL_TABLES, DEFAULT_MAX_SHRINK, SourceLoadError, allowed_to_shrink, check_max_shrink
 from ml.sources.summary import format_summary, warehouse_summary
 from ml.sources.synthetic import SCALES, SyntheticConfig, load_synthetic
-from ml.warehouse import connect, table_exists, warehouse_path
+from ml.warehouse import connect, settings_from_env, table_exists, warehouse_path
 
 
 def parse_scale(value: str) -> int:
@@ -111,10 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     path = warehouse_path(os.environ)  # the CLI is an entry point: it reads the environment, the library does not
     if args.command == "summary":
-        with connect(path, read_only=True) as con:
+        with connect(path, read_only=True, settings=settings_from_env(os.environ)) as con:
             print(f"warehouse {path}\n{format_summary(warehouse_summary(con))}")
         return 0
-    with connect(path) as con:
+    with connect(path, settings=settings_from_env(os.environ)) as con:
         if args.command in ("synthetic", "files"):
             guards = {"allow_shrink": args.allow_shrink, "max_shrink": args.max_shrink}
             try:
