@@ -28,6 +28,15 @@ TINY_END_DATE = dt.date(2026, 6, 30)
 LONGEST_FIRST = ("test_operable.py", "test_spark_parity.py", "test_orchestration.py", "test_real_exports.py")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Parse the dbt project (Dagster's manifest) once, before any xdist worker starts: two workers preparing
+    it at the same time on a fresh clone wait on each other's file lock and can time out."""
+    if not hasattr(config, "workerinput"):  # the controller, or a run without workers
+        from dagster_project.project import dbt_project
+
+        dbt_project()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
