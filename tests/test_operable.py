@@ -41,6 +41,10 @@ from ml.warehouse import connect as duckdb_connect
 from ml.warehouse import connect_waiting
 from tests.conftest import REPO, TINY_END_DATE, query, run_dbt
 
+# The module fixture `operated` runs three nightlies (one killed mid-dbt); under two xdist workers it has taken
+# close to ten minutes, so its first test may take longer than the suite's default 600 s.
+pytestmark = pytest.mark.timeout(1800)
+
 
 # --- pure rules ---------------------------------------------------------------------------------------
 def test_a_run_is_dead_only_when_its_process_is_provably_gone():
