@@ -223,7 +223,8 @@ def nightly_warehouse(tmp_path_factory) -> tuple[Path, Path]:
             .execute_in_process(instance=instance, partition_key="2026-06-29")
         )
         assert result.success
-        chunked = [re.search(r"in (\d+) chunks of as-of days", e.message or "") for e in result.all_events]
+        logs = [entry.user_message or "" for entry in instance.all_logs(result.run_id)]
+        chunked = [re.search(r"in (\d+) chunks of as-of days", message) for message in logs]
         assert any(m and int(m[1]) >= 2 for m in chunked), "the training history was built in chunks"
         materialized = {e.asset_key for e in result.get_asset_materialization_events()}
         assert set(HISTORY_KEYS) <= materialized and AssetKey(["raw", "contacts"]) in materialized
