@@ -69,8 +69,11 @@ class SparkLayout:
     def warehouse_dir(self) -> Path:
         return self.root / "warehouse"
 
+    def schema_dir(self, schema: str) -> Path:
+        return self.warehouse_dir / f"{schema}.db"  # Spark's layout of a database's managed tables
+
     def table_dir(self, schema: str, table: str) -> Path:
-        return self.warehouse_dir / f"{schema}.db" / table
+        return self.schema_dir(schema) / table
 
 
 def publish_raw_tables(con: duckdb.DuckDBPyConnection, raw_dir: Path, tables: Iterable[str]) -> dict[str, Path]:
@@ -102,7 +105,7 @@ def spark_tables(layout: SparkLayout, schemas: Iterable[str] = BUILT_SCHEMAS) ->
     as the staging models, have no folder: Python reads the tables built from them)."""
     found = {}
     for schema in schemas:
-        schema_dir = layout.warehouse_dir / f"{schema}.db"
+        schema_dir = layout.schema_dir(schema)
         if not schema_dir.is_dir():
             continue
         for table_dir in sorted(p for p in schema_dir.iterdir() if p.is_dir()):
@@ -148,12 +151,3 @@ def _sql_path(path: Path) -> str:
 def spark_env(layout: SparkLayout) -> dict[str, str]:
     """Environment entries that point dbt's ``spark`` target at ``layout``."""
     return {ENGINE_ENV: "spark", SPARK_DIR_ENV: str(layout.root.resolve())}
-
-
-def java_available(environ: Mapping[str, str]) -> bool:
-    """Whether ``environ`` (an entry point's environment) has a Java runtime on PATH or under JAVA_HOME:
-    Spark needs one."""
-    java_home = environ.get("JAVA_HOME")
-    if java_home and (Path(java_home) / "bin" / "java").exists():
-        return True
-    return shutil.which("java", path=environ.get("PATH")) is not None

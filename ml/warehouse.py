@@ -55,7 +55,7 @@ class DuckDBSettings:
 
     def config(self, warehouse: Path) -> dict[str, str]:
         spill = self.spill_dir or default_spill_dir(warehouse)
-        spill.mkdir(parents=True, exist_ok=True)
+        spill.mkdir(parents=True, exist_ok=True)  # DuckDB creates the last level only, and only when it spills
         return {"memory_limit": self.memory_limit, "temp_directory": str(spill)}
 
 

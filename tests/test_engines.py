@@ -31,11 +31,17 @@ def test_engine_is_duckdb_unless_spark_is_named_and_a_misspelling_fails():
         check_engine("sparc")
 
 
+def landed_accounts(tmp_path: Path, select: str) -> duckdb.DuckDBPyConnection:
+    """A warehouse whose raw.accounts holds the rows of ``select``."""
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("CREATE SCHEMA raw")
+    con.execute(f"CREATE TABLE raw.accounts AS {select}")
+    return con
+
+
 def test_raw_tables_are_published_whole_and_replace_the_previous_export(tmp_path):
     raw_dir = tmp_path / "raw"
-    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
-        con.execute("CREATE SCHEMA raw")
-        con.execute("CREATE TABLE raw.accounts AS SELECT 'A-1' AS account_id, TIMESTAMP '2026-01-01 10:00' AS t")
+    with landed_accounts(tmp_path, "SELECT 'A-1' AS account_id, TIMESTAMP '2026-01-01 10:00' AS t") as con:
         publish_raw_tables(con, raw_dir, ["accounts"])
         con.execute("INSERT INTO raw.accounts VALUES ('A-2', NULL)")
         publish_raw_tables(con, raw_dir, ["accounts"])
@@ -47,9 +53,7 @@ def test_raw_tables_are_published_whole_and_replace_the_previous_export(tmp_path
 
 def test_a_failed_export_leaves_the_previous_table_in_place(tmp_path):
     raw_dir = tmp_path / "raw"
-    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
-        con.execute("CREATE SCHEMA raw")
-        con.execute("CREATE TABLE raw.accounts AS SELECT 'A-1' AS account_id")
+    with landed_accounts(tmp_path, "SELECT 'A-1' AS account_id") as con:
         publish_raw_tables(con, raw_dir, ["accounts"])
         with pytest.raises(duckdb.CatalogException):
             publish_raw_tables(con, raw_dir, ["contacts"])  # no such table
