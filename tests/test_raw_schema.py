@@ -32,18 +32,30 @@ def test_readme_documents_the_contract():
     assert markdown_reference() in (REPO / "README.md").read_text()
 
 
-def test_crm_ids_follow_the_table_id_and_are_optional_columns():
+def test_crm_ids_and_owners_follow_the_table_id_and_are_optional_columns():
+    """The CRM's record ids and owners are what an ELT tool may not extract: optional, right after the id."""
     expected = {
-        "accounts": ["account_id", "hubspot_company_id", "salesforce_account_id"],
-        "contacts": ["contact_id", "hubspot_contact_id", "salesforce_lead_id", "salesforce_contact_id"],
+        "accounts": ["account_id", "hubspot_company_id", "salesforce_account_id", "owner_user_id"],
+        "crm_users": ["user_id", "hubspot_owner_id", "salesforce_user_id"],
+        "contacts": [
+            "contact_id",
+            "hubspot_contact_id",
+            "salesforce_lead_id",
+            "salesforce_contact_id",
+            "owner_user_id",
+        ],
     }
     for table, names in expected.items():
         columns = RAW_TABLES_BY_NAME[table].columns[: len(names)]
         assert [c.name for c in columns] == names
         assert all(c.optional and c.nullable and c.type == "VARCHAR" for c in columns[1:])
-    optional = {c.name for t in RAW_TABLES for c in t.columns if c.optional}
-    assert optional == {n for names in expected.values() for n in names[1:]}, "only the CRM ids are optional"
+    optional = {(t.name, c.name) for t in RAW_TABLES for c in t.columns if c.optional}
+    assert optional == {(table, n) for table, names in expected.items() for n in names[1:]}
     assert "| `salesforce_lead_id` | VARCHAR | no (column optional) |" in markdown_reference()
+    # Only the users may be missing from an export as a whole: without them leadscore knows no owners.
+    assert [t.name for t in RAW_TABLES if t.optional] == ["crm_users"]
+    assert "#### `raw.crm_users`\nThe CRM's users" in markdown_reference()
+    assert "Optional: an export may leave it out; it then lands empty." in markdown_reference()
 
 
 def test_an_optional_column_cannot_be_required():

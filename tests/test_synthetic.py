@@ -107,9 +107,35 @@ def test_oracle_probability_matches_its_definition():
 
 # -- the CRM the raw tables are an export of ---------------------------------------------------------------
 CRM_CONTRACT = {
-    "hubspot_contacts": [("id", "VARCHAR"), ("email", "VARCHAR"), ("firstname", "VARCHAR"), ("lastname", "VARCHAR")],
-    "hubspot_companies": [("id", "VARCHAR"), ("name", "VARCHAR"), ("domain", "VARCHAR")],
-    "salesforce_accounts": [("Id", "VARCHAR"), ("Name", "VARCHAR"), ("Website", "VARCHAR")],
+    "hubspot_contacts": [
+        ("id", "VARCHAR"),
+        ("email", "VARCHAR"),
+        ("firstname", "VARCHAR"),
+        ("lastname", "VARCHAR"),
+        ("hubspot_owner_id", "VARCHAR"),
+    ],
+    "hubspot_companies": [
+        ("id", "VARCHAR"),
+        ("name", "VARCHAR"),
+        ("domain", "VARCHAR"),
+        ("hubspot_owner_id", "VARCHAR"),
+    ],
+    "hubspot_owners": [
+        ("id", "VARCHAR"),
+        ("email", "VARCHAR"),
+        ("firstName", "VARCHAR"),
+        ("lastName", "VARCHAR"),
+        ("userId", "VARCHAR"),
+        ("archived", "BOOLEAN"),
+    ],
+    "salesforce_users": [
+        ("Id", "VARCHAR"),
+        ("FirstName", "VARCHAR"),
+        ("LastName", "VARCHAR"),
+        ("Email", "VARCHAR"),
+        ("IsActive", "BOOLEAN"),
+    ],
+    "salesforce_accounts": [("Id", "VARCHAR"), ("Name", "VARCHAR"), ("Website", "VARCHAR"), ("OwnerId", "VARCHAR")],
     "salesforce_leads": [
         ("Id", "VARCHAR"),
         ("FirstName", "VARCHAR"),
@@ -120,6 +146,7 @@ CRM_CONTRACT = {
         ("IsConverted", "BOOLEAN"),
         ("ConvertedContactId", "VARCHAR"),
         ("ConvertedAccountId", "VARCHAR"),
+        ("OwnerId", "VARCHAR"),
     ],
     "salesforce_contacts": [
         ("Id", "VARCHAR"),
@@ -127,6 +154,7 @@ CRM_CONTRACT = {
         ("LastName", "VARCHAR"),
         ("Email", "VARCHAR"),
         ("AccountId", "VARCHAR"),
+        ("OwnerId", "VARCHAR"),
     ],
 }
 SALESFORCE_TABLES = {"salesforce_accounts": "001", "salesforce_leads": "00Q", "salesforce_contacts": "003"}

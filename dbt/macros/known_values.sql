@@ -31,11 +31,11 @@
   ({%- for v in known_values(vocabulary) + extra %}{{ sql_string(v) }}{{ ", " if not loop.last }}{% endfor -%})
 {%- endmacro %}
 
-{# The value as the known lists spell it: country codes upper case, bands without spaces, words in
+{# The value as the known lists spell it: country and territory codes upper case, bands without spaces, words in
    lower snake_case ('Financial Services' -> 'financial_services'). Plain string functions only: this
    runs on every event row. #}
 {% macro clean_value(vocabulary, expr) -%}
-  {%- if vocabulary == 'country' -%}
+  {%- if vocabulary in ('country', 'territory') -%}
     upper(trim({{ expr }}))
   {%- elif vocabulary in ('employee_band', 'revenue_band') -%}
     upper(replace({{ expr }}, ' ', ''))

@@ -4,7 +4,7 @@
   dropped and never passed on. A rule is (condition, reason); the first matching rule wins.
   "In the future" means after the row's own `_loaded_at`: nothing can happen after it was extracted.
   A CRM record id that is present but not an id of its object (macros/crm_ids.sql: wrong shape, a
-  Salesforce key prefix of another object - 001 Account, 00Q Lead, 003 Contact - or an inconsistent
+  Salesforce key prefix of another object - 001 Account, 00Q Lead, 003 Contact, 005 User - or an inconsistent
   checksum) is malformed: writing scores by it would hit no record or the wrong one. An empty id is
   missing, not malformed.
   Enum values (macros/known_values.sql, lists in dbt_project.yml var known_values) are a rule only where
@@ -20,6 +20,12 @@
       ("created_at > _loaded_at", "created_at is in the future"),
       (hubspot_id_is_malformed('hubspot_company_id'), "malformed hubspot_company_id"),
       (salesforce_id_is_malformed('salesforce_account_id', '001'), "malformed salesforce_account_id"),
+    ],
+    'crm_users': [
+      ("user_id is null", "missing user_id"),
+      ("created_at > _loaded_at", "created_at is in the future"),
+      (hubspot_id_is_malformed('hubspot_owner_id'), "malformed hubspot_owner_id"),
+      (salesforce_id_is_malformed('salesforce_user_id', '005'), "malformed salesforce_user_id"),
     ],
     'contacts': [
       ("contact_id is null", "missing contact_id"),

@@ -23,6 +23,7 @@ Reading:
   offset is converted to UTC, one without is taken to be UTC already. Raw TIMESTAMPs are naive UTC.
 - A required column (``Column.nullable=False``) may not be NULL (empty or a null marker).
 - The key of each table (``RawTable.key``) may not repeat: duplicated keys are listed with their lines.
+- An optional table (``RawTable.optional``: the CRM's users) may have no file; it then lands empty.
 - Extra columns are ignored; ``_loaded_at`` may be left out, and then is the time of the load; optional
   columns (the CRM's own record ids, ``Column.optional``) may be left out, and then load as empty.
 
@@ -633,8 +634,12 @@ def load_files(
     problems: list[Problem] = []
     total = 0
     exports: list[_Export] = []
+    absent: list[RawTable] = []  # optional tables without a file: they land empty
     try:
         for table in RAW_TABLES:
+            if table.optional and not any((folder / f"{table.name}.{ext}").exists() for ext in ("csv", "parquet")):
+                absent.append(table)
+                continue
             path = find_table_file(folder, table)
             if isinstance(path, Problem):
                 problems.append(path)
@@ -656,6 +661,8 @@ def load_files(
 
         def write_tables(con: duckdb.DuckDBPyConnection) -> None:
             con.execute("CREATE SCHEMA IF NOT EXISTS raw")
+            for table in absent:
+                con.execute(create_table_sql(table))
             for export in exports:
                 con.execute(create_table_sql(export.table))
                 con.execute(

@@ -38,6 +38,9 @@ class RawTable:
     # The primary key: no two rows may share it. The files loader refuses an export that repeats one (rows with
     # a NULL in the key are not compared); staging's unique tests rely on it.
     key: tuple[str, ...] = ()
+    # The file may be absent from an export; the table then loads empty. For tables an ELT tool may not be
+    # set up to extract (the CRM's users): leadscore works without them, with no owners.
+    optional: bool = False
 
     def __post_init__(self) -> None:
         unknown = set(self.key) - set(self.column_names)
@@ -77,6 +80,13 @@ RAW_TABLES: tuple[RawTable, ...] = (
                 "is not in Salesforce. Staging turns it into the canonical 18-character id.",
                 optional=True,
             ),
+            Column(
+                "owner_user_id",
+                "VARCHAR",
+                "CRM user (raw.crm_users) who owns the account; empty when unassigned. Alerts, tasks and digests "
+                "go to the owner; hot leads without an active owner are routed.",
+                optional=True,
+            ),
             Column("account_name", "VARCHAR", "Company name; test accounts contain 'test'."),
             Column("domain", "VARCHAR", "Web domain."),
             Column("industry", "VARCHAR", "Industry, free-text casing."),
@@ -88,6 +98,40 @@ RAW_TABLES: tuple[RawTable, ...] = (
             LOADED_AT,
         ),
         key=("account_id",),
+    ),
+    RawTable(
+        "crm_users",
+        "The CRM's users: the sales reps who own accounts and leads (HubSpot owners, Salesforce Users).",
+        (
+            Column("user_id", "VARCHAR", "CRM user id (what owner_user_id refers to).", nullable=False),
+            Column(
+                "hubspot_owner_id",
+                "VARCHAR",
+                "HubSpot owner id (digits); empty when the user is not a HubSpot owner. HubSpot tasks are assigned "
+                "to it.",
+                optional=True,
+            ),
+            Column(
+                "salesforce_user_id",
+                "VARCHAR",
+                "Salesforce User id (key prefix 005), 15 characters or 18 in any case; empty when the user is not in "
+                "Salesforce. Salesforce tasks are assigned to it.",
+                optional=True,
+            ),
+            Column("full_name", "VARCHAR", "Name as shown in the CRM."),
+            Column("email", "VARCHAR", "Work e-mail, any casing: where the morning digest goes."),
+            Column("team", "VARCHAR", "Team name (e.g. 'SDR', 'AE')."),
+            Column(
+                "territory",
+                "VARCHAR",
+                "Sales territory, any casing: NA, EMEA, APAC or LATAM (accounts map to one by country).",
+            ),
+            Column("is_active", "BOOLEAN", "False for deactivated users (left the company); empty counts as active."),
+            Column("created_at", "TIMESTAMP", "When the user was created in the CRM."),
+            LOADED_AT,
+        ),
+        key=("user_id",),
+        optional=True,
     ),
     RawTable(
         "contacts",
@@ -115,6 +159,14 @@ RAW_TABLES: tuple[RawTable, ...] = (
                 "Salesforce Contact id (key prefix 003), 15 characters or 18 in any case: set once the Lead was "
                 "converted, or for people created directly as Contacts; empty otherwise. Activation writes "
                 "converted people here, not on their (read-only) Lead.",
+                optional=True,
+            ),
+            Column(
+                "owner_user_id",
+                "VARCHAR",
+                "CRM user (raw.crm_users) who owns the lead (its own owner: it may differ from the account's); "
+                "empty when unassigned. Alerts, tasks and digests go to the owner; hot leads without an active "
+                "owner are routed.",
                 optional=True,
             ),
             Column("account_id", "VARCHAR", "Account the contact works at."),
@@ -278,7 +330,8 @@ def markdown_reference() -> str:
     for table in RAW_TABLES:
         key = ", ".join(f"`{c}`" for c in table.key)
         unique = f" Key: {key}{' (unique together)' if len(table.key) > 1 else ' (unique)'}." if table.key else ""
-        lines.append(f"#### `raw.{table.name}`\n{table.description}{unique}\n")
+        optional = " Optional: an export may leave it out; it then lands empty." if table.optional else ""
+        lines.append(f"#### `raw.{table.name}`\n{table.description}{unique}{optional}\n")
         lines.append("| column | type | required | description |")
         lines.append("|---|---|---|---|")
         for c in table.columns:

@@ -44,6 +44,12 @@ import pyarrow.compute as pc
 
 from activation.salesforce_ids import KEY_PREFIXES
 from ml.sources.landing import DEFAULT_MAX_SHRINK, Hook, land
+from ml.sources.owners import (
+    REP_IN_HUBSPOT_RATE,
+    REP_IN_SALESFORCE_RATE,
+    Owners,
+    make_owners,
+)
 from ml.sources.schema import RAW_TABLES, create_table_sql
 from ml.sources.vocabulary import KNOWN_VALUES
 
@@ -227,6 +233,7 @@ EVALUATION_MIX = np.array([0.06, 0.22, 0.17, 0.33, 0.05, 0.17])
 # The CRM. Who is in which system, and the dirt the ELT tool adds to the ids it exports.
 CRM_SCHEMA = "synthetic_crm"
 CRM_STREAM = 0xC12  # the CRM's own random stream (see SyntheticCompany.crm)
+OWNER_STREAM = 0x0E1  # the owners' own random stream (ml/sources/owners.py)
 HUBSPOT_COMPANY_RATE = 0.98  # accounts with a HubSpot company
 SALESFORCE_ACCOUNT_RATE = 0.93  # accounts with a Salesforce Account (every account with an opportunity has one)
 HUBSPOT_UNCONSENTED_RATE = 0.80  # people without marketing consent who are in HubSpot (all consented ones are)
@@ -241,9 +248,35 @@ CONVERTED_LEAD_STATUS = "Closed - Converted"
 SALESFORCE_POD = "8d"
 # synthetic_crm, exactly as the sandbox seeder reads it: (column, DuckDB type) per table.
 CRM_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
-    "hubspot_contacts": (("id", "VARCHAR"), ("email", "VARCHAR"), ("firstname", "VARCHAR"), ("lastname", "VARCHAR")),
-    "hubspot_companies": (("id", "VARCHAR"), ("name", "VARCHAR"), ("domain", "VARCHAR")),
-    "salesforce_accounts": (("Id", "VARCHAR"), ("Name", "VARCHAR"), ("Website", "VARCHAR")),
+    "hubspot_contacts": (
+        ("id", "VARCHAR"),
+        ("email", "VARCHAR"),
+        ("firstname", "VARCHAR"),
+        ("lastname", "VARCHAR"),
+        ("hubspot_owner_id", "VARCHAR"),
+    ),
+    "hubspot_companies": (
+        ("id", "VARCHAR"),
+        ("name", "VARCHAR"),
+        ("domain", "VARCHAR"),
+        ("hubspot_owner_id", "VARCHAR"),
+    ),
+    "hubspot_owners": (
+        ("id", "VARCHAR"),
+        ("email", "VARCHAR"),
+        ("firstName", "VARCHAR"),
+        ("lastName", "VARCHAR"),
+        ("userId", "VARCHAR"),
+        ("archived", "BOOLEAN"),
+    ),
+    "salesforce_users": (
+        ("Id", "VARCHAR"),
+        ("FirstName", "VARCHAR"),
+        ("LastName", "VARCHAR"),
+        ("Email", "VARCHAR"),
+        ("IsActive", "BOOLEAN"),
+    ),
+    "salesforce_accounts": (("Id", "VARCHAR"), ("Name", "VARCHAR"), ("Website", "VARCHAR"), ("OwnerId", "VARCHAR")),
     "salesforce_leads": (
         ("Id", "VARCHAR"),
         ("FirstName", "VARCHAR"),
@@ -254,6 +287,7 @@ CRM_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("IsConverted", "BOOLEAN"),
         ("ConvertedContactId", "VARCHAR"),
         ("ConvertedAccountId", "VARCHAR"),
+        ("OwnerId", "VARCHAR"),
     ),
     "salesforce_contacts": (
         ("Id", "VARCHAR"),
@@ -261,6 +295,7 @@ CRM_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("LastName", "VARCHAR"),
         ("Email", "VARCHAR"),
         ("AccountId", "VARCHAR"),
+        ("OwnerId", "VARCHAR"),
     ),
 }
 
@@ -558,10 +593,12 @@ def crm_records(
     contacts: pd.DataFrame,
     contact_account: np.ndarray,
     malformed_email: np.ndarray,
+    owners: _OwnerIds,
 ) -> dict[str, pa.Table]:
     """Schema ``synthetic_crm`` (:data:`CRM_TABLES`): the records as the CRMs hold them, canonical ids.
 
-    ``contacts`` are the raw contact rows, ``contact_account`` their account index. Addresses are stored
+    ``contacts`` are the raw contact rows, ``contact_account`` their account index; ``owners`` the owners'
+    CRM ids per account and contact row. Addresses are stored
     lower-cased and trimmed, and not at all when malformed (both CRMs refuse them).
     """
     name, domain = pa.array(accounts["account_name"]), pa.array(accounts["domain"])
@@ -589,6 +626,7 @@ def crm_records(
                 "email": email.filter(person),
                 "firstname": first.filter(person),
                 "lastname": last.filter(person),
+                "hubspot_owner_id": _arrow_strings(owners.contact_hubspot[person]),
             }
         ),
         "hubspot_companies": pa.table(
@@ -596,6 +634,7 @@ def crm_records(
                 "id": _arrow_strings(ids.hubspot_company[company]),
                 "name": name.filter(company),
                 "domain": domain.filter(company),
+                "hubspot_owner_id": _arrow_strings(owners.account_hubspot[company]),
             }
         ),
         "salesforce_accounts": pa.table(
@@ -603,6 +642,7 @@ def crm_records(
                 "Id": _arrow_strings(ids.salesforce_account[account]),
                 "Name": name.filter(account),
                 "Website": domain.filter(account),
+                "OwnerId": _arrow_strings(owners.account_salesforce[account]),
             }
         ),
         "salesforce_leads": pa.table(
@@ -616,6 +656,7 @@ def crm_records(
                 "IsConverted": pa.array(ids.converted[lead]),
                 "ConvertedContactId": _arrow_strings(np.where(ids.converted, ids.salesforce_contact, NO_ID)[lead]),
                 "ConvertedAccountId": _arrow_strings(converted_account[lead]),
+                "OwnerId": _arrow_strings(owners.contact_salesforce[lead]),
             }
         ),
         "salesforce_contacts": pa.table(
@@ -625,6 +666,73 @@ def crm_records(
                 "LastName": last.filter(contact),
                 "Email": email.filter(contact),
                 "AccountId": _arrow_strings(ids.salesforce_account[contact_account[contact]]),
+                "OwnerId": _arrow_strings(owners.contact_salesforce[contact]),
+            }
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class _OwnerIds:
+    """The CRM ids of each rep, and of the owner of each raw account and contact row (NO_ID: none there)."""
+
+    hubspot: np.ndarray  # per rep
+    salesforce: np.ndarray  # per rep
+    account_hubspot: np.ndarray
+    account_salesforce: np.ndarray
+    contact_hubspot: np.ndarray
+    contact_salesforce: np.ndarray
+
+
+def owner_ids(rng: np.random.Generator, owners: Owners) -> _OwnerIds:
+    """Reps' HubSpot owner ids (8 digits) and Salesforce User ids, and each record's owner's. An owner
+    number beyond the reps (a deleted user) has no id in either CRM."""
+    n_reps = len(owners.reps)
+    in_hubspot = rng.random(n_reps) < REP_IN_HUBSPOT_RATE
+    in_salesforce = rng.random(n_reps) < REP_IN_SALESFORCE_RATE
+    hubspot = _scatter(in_hubspot, hubspot_ids(rng, int(in_hubspot.sum()), 8))
+    salesforce = _scatter(in_salesforce, _new_salesforce_records(rng, "User", int(in_salesforce.sum())))
+
+    def of(owner: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        # index 0 (no owner) and numbers past the reps (deleted users) map to NO_ID
+        padded = np.concatenate([[NO_ID], ids]).astype(ids.dtype)
+        return np.where(owner <= n_reps, padded[np.minimum(owner, n_reps)], NO_ID).astype(ids.dtype)
+
+    return _OwnerIds(
+        hubspot=hubspot,
+        salesforce=salesforce,
+        account_hubspot=of(owners.account_owner, hubspot),
+        account_salesforce=of(owners.account_owner, salesforce),
+        contact_hubspot=of(owners.contact_owner, hubspot),
+        contact_salesforce=of(owners.contact_owner, salesforce),
+    )
+
+
+def crm_users_records(owners: Owners, ids: _OwnerIds) -> dict[str, pa.Table]:
+    """The reps as each CRM holds them: HubSpot owners (archived once deactivated), Salesforce Users."""
+    reps = owners.reps
+    first, last = reps["full_name"].str.split(" ", n=1, expand=True).to_numpy().T
+    in_hubspot, in_salesforce = ids.hubspot != NO_ID, ids.salesforce != NO_ID
+    active = reps["is_active"].to_numpy()
+    email = pa.array(reps["email"])
+    return {
+        "hubspot_owners": pa.table(
+            {
+                "id": _arrow_strings(ids.hubspot[in_hubspot]),
+                "email": email.filter(in_hubspot),
+                "firstName": pa.array(first[in_hubspot].astype(str)),
+                "lastName": pa.array(last[in_hubspot].astype(str)),
+                "userId": pa.array((reps["user_num"].to_numpy()[in_hubspot] + 9_000_000).astype(str)),
+                "archived": pa.array(~active[in_hubspot]),
+            }
+        ),
+        "salesforce_users": pa.table(
+            {
+                "Id": _arrow_strings(ids.salesforce[in_salesforce]),
+                "FirstName": pa.array(first[in_salesforce].astype(str)),
+                "LastName": pa.array(last[in_salesforce].astype(str)),
+                "Email": email.filter(in_salesforce),
+                "IsActive": pa.array(active[in_salesforce]),
             }
         ),
     }
@@ -657,6 +765,7 @@ class _Crm:
     account_ids: pd.DataFrame
     contact_ids: pd.DataFrame
     tables: dict[str, pa.Table]
+    users: pd.DataFrame  # raw.crm_users, integer-keyed
 
 
 @dataclass
@@ -1240,17 +1349,47 @@ class SyntheticCompany:
         identity = crm_identity(rng, leads.account, leads.consent, duplicate_of, opportunities, len(accounts.frame))
         contact_account = np.concatenate([leads.account, leads.account[duplicate_of]])
         malformed = np.concatenate([self.malformed_email, np.zeros(len(duplicate_of), bool)])
-        tables = crm_records(rng, identity, accounts.frame, contacts, contact_account, malformed)
+        owner_rng = np.random.default_rng([self.config.seed, OWNER_STREAM])
+        owners = make_owners(owner_rng, accounts.frame["country"].to_numpy(), contact_account, self.horizon)
+        ids = owner_ids(owner_rng, owners)
+        tables = crm_records(rng, identity, accounts.frame, contacts, contact_account, malformed, ids)
+        tables.update(crm_users_records(owners, ids))
         account_ids, contact_ids = crm_export(rng, identity)
-        return _Crm(account_ids, contact_ids, tables)
+        account_ids["owner_num"] = owners.account_owner
+        contact_ids["owner_num"] = owners.contact_owner
+        return _Crm(account_ids, contact_ids, tables, self.users_export(owner_rng, owners, ids))
+
+    def users_export(self, rng: np.random.Generator, owners: Owners, ids: _OwnerIds) -> pd.DataFrame:
+        """raw.crm_users as the ELT tool exports it: messy casing, 15-character Salesforce ids now and then."""
+        reps = owners.reps
+        created = reps["created_day"].to_numpy()
+        territory = reps["territory"].to_numpy().astype(str)
+        return pd.DataFrame(
+            {
+                "user_num": reps["user_num"],
+                "hubspot_owner_id": _id_series(ids.hubspot),
+                "salesforce_user_id": _id_series(exported_salesforce_ids(rng, ids.salesforce)),
+                "full_name": reps["full_name"],
+                "email": np.where(rng.random(len(reps)) < 0.2, reps["email"].str.title(), reps["email"]),
+                "team": reps["team"],
+                "territory": np.where(rng.random(len(reps)) < 0.1, np.char.lower(territory), territory),
+                "is_active": reps["is_active"],
+                "created_at": self.ts(created),
+                "_loaded_at": self.ts(np.minimum(self.loaded_after(np.maximum(created, 0.0)), self.extracted_day)),
+            }
+        )
 
 
 # SQL that turns the integer-keyed frames into the raw contract (ids are formatted in DuckDB).
+_OWNER = "CASE WHEN owner_num > 0 THEN printf('R-%04d', owner_num) END"
 _SELECTS: dict[str, str] = {
+    "crm_users": "printf('R-%04d', user_num), hubspot_owner_id::VARCHAR, salesforce_user_id::VARCHAR, full_name, "
+    "email, team, territory, is_active, created_at, _loaded_at",
     "accounts": "printf('A-%07d', account_num), hubspot_company_id::VARCHAR, salesforce_account_id::VARCHAR, "
-    "account_name, domain, industry, employee_band, country, revenue_band, founded_year, created_at, _loaded_at",
+    f"{_OWNER}, account_name, domain, industry, employee_band, country, revenue_band, founded_year, created_at, "
+    "_loaded_at",
     "contacts": "printf('L-%07d', contact_num), hubspot_contact_id::VARCHAR, salesforce_lead_id::VARCHAR, "
-    "salesforce_contact_id::VARCHAR, printf('A-%07d', account_num), email, first_name, last_name, "
+    f"salesforce_contact_id::VARCHAR, {_OWNER}, printf('A-%07d', account_num), email, first_name, last_name, "
     "title, lead_source, utm_campaign, marketing_consent, created_at, _loaded_at",
     "marketing_events": "event_id, printf('L-%07d', contact_num), "
     f"{[*EVENT_TYPES]}[event_code + 1], CASE WHEN path_code >= 0 THEN {[*PAGE_PATHS]}[path_code + 1] END, "
@@ -1320,6 +1459,7 @@ def load_synthetic(
         crm = company.crm(accounts, leads, contacts, revenue["opportunities"])
         _insert(con, "accounts", pd.concat([accounts.frame, crm.account_ids], axis=1))
         _insert(con, "contacts", pd.concat([contacts, crm.contact_ids], axis=1))
+        _insert(con, "crm_users", crm.users)
         for name, frame in revenue.items():
             _insert(con, name, frame)
         _write_oracle(con, company, leads)

@@ -26,3 +26,14 @@ def load_known_values(path: Path = DBT_PROJECT_FILE) -> dict[str, tuple[str, ...
 
 
 KNOWN_VALUES: dict[str, tuple[str, ...]] = load_known_values()
+
+
+def load_territories(path: Path = DBT_PROJECT_FILE) -> tuple[dict[str, str], str]:
+    """Vars ``territories`` and ``default_territory``: country code -> territory, and the territory of the rest."""
+    project_vars = yaml.safe_load(path.read_text())["vars"]
+    territories = project_vars["territories"].items()
+    by_country = {country: territory for territory, countries in territories for country in countries}
+    return by_country, project_vars["default_territory"]
+
+
+TERRITORY_OF_COUNTRY, DEFAULT_TERRITORY = load_territories()

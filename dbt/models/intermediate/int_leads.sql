@@ -14,8 +14,12 @@ select
     contacts.hubspot_contact_id,
     contacts.salesforce_lead_id,
     contacts.salesforce_contact_id,
+    -- as for accounts: a deleted user owns nothing
+    users.user_id as owner_user_id,
     contacts.account_id,
     contacts.email,
+    contacts.first_name,
+    contacts.last_name,
     contacts.title,
     contacts.seniority,
     contacts.department,
@@ -26,9 +30,11 @@ select
     accounts.industry,
     accounts.employee_band,
     accounts.country,
+    accounts.territory,
     accounts.revenue_band,
     accounts.founded_year,
     conversions.converted_at
 from {{ ref('stg_contacts') }} as contacts
 join {{ ref('int_accounts') }} as accounts using (account_id)
 left join conversions on conversions.lead_id = contacts.contact_id
+left join {{ ref('stg_crm_users') }} as users on users.user_id = contacts.owner_user_id

@@ -2,5 +2,7 @@
 select
     account_id,
     hubspot_company_id,
-    salesforce_account_id
+    salesforce_account_id,
+    owner_user_id,
+    territory
 from {{ ref('int_accounts') }}

@@ -3,7 +3,7 @@
 -- rows. Rows orphaned by a quarantined parent (the events of a contact with a malformed email) are
 -- listed too, with the parent's reason, because intermediate cannot attribute them.
 {%- set keys = {
-    'accounts': 'account_id', 'contacts': 'contact_id', 'marketing_events': 'event_id',
+    'accounts': 'account_id', 'crm_users': 'user_id', 'contacts': 'contact_id', 'marketing_events': 'event_id',
     'product_users': 'user_id', 'workspaces': 'workspace_id', 'product_usage': "user_id || '/' || usage_date",
     'opportunities': 'opportunity_id', 'opportunity_stage_history': "opportunity_id || '/' || stage",
     'subscriptions': 'subscription_id', 'invoices': 'invoice_id', 'payments': 'payment_id',

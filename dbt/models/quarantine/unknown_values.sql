@@ -11,6 +11,9 @@
         ('country', 'country', descriptive_value('country', 'country')),
         ('revenue_band', 'revenue_band', descriptive_value('revenue_band', 'revenue_band')),
     ],
+    'crm_users': [
+        ('territory', 'territory', descriptive_value('territory', 'territory')),
+    ],
     'contacts': [
         ('lead_source', 'lead_source', descriptive_value('lead_source', 'lead_source')),
         ('department', 'title', title_department('title')),

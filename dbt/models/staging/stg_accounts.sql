@@ -5,6 +5,7 @@ select
     account_id,
     {{ clean_hubspot_id('hubspot_company_id') }} as hubspot_company_id,
     {{ normalize_salesforce_id('salesforce_account_id') }} as salesforce_account_id,
+    nullif(trim(owner_user_id), '') as owner_user_id,
     trim(account_name) as account_name,
     lower(trim(domain)) as domain,
     {{ descriptive_value('industry', 'industry') }} as industry,

@@ -13,6 +13,7 @@ with clean as (
         {{ clean_hubspot_id('hubspot_contact_id') }} as hubspot_contact_id,
         {{ normalize_salesforce_id('salesforce_lead_id') }} as salesforce_lead_id,
         {{ normalize_salesforce_id('salesforce_contact_id') }} as salesforce_contact_id,
+        nullif(trim(owner_user_id), '') as owner_user_id,
         account_id,
         lower(trim(email)) as email,
         trim(first_name) as first_name,
@@ -36,7 +37,8 @@ duplicates as (
         min_by(hubspot_contact_id, rank_in_email) filter (where hubspot_contact_id is not null)
             as hubspot_contact_id,
         min_by(salesforce_contact_id, rank_in_email) filter (where salesforce_contact_id is not null)
-            as salesforce_contact_id
+            as salesforce_contact_id,
+        min_by(owner_user_id, rank_in_email) filter (where owner_user_id is not null) as owner_user_id
     from clean
     where rank_in_email > 1
     group by email
@@ -47,6 +49,8 @@ select
     coalesce(clean.hubspot_contact_id, duplicates.hubspot_contact_id) as hubspot_contact_id,
     clean.salesforce_lead_id,
     coalesce(clean.salesforce_contact_id, duplicates.salesforce_contact_id) as salesforce_contact_id,
+    -- the surviving record's owner; a merged record's when it has none (someone works the person there)
+    coalesce(clean.owner_user_id, duplicates.owner_user_id) as owner_user_id,
     clean.account_id,
     clean.email,
     clean.first_name,
