@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     for report in reports:
         print(json.dumps(report.as_dict(), default=str, indent=2))
-    return 0 if all(r.status in {"complete", "partial"} for r in reports) else 1
+    return 0 if all(r.status in {"complete", "partial", "disabled"} for r in reports) else 1
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from activation.encoding import EncodingError, normalize
 from activation.errors import ConfigurationError
 from activation.http import ClientStats
-from activation.mapping import UPSERT, DestinationTarget, ObjectMapping
+from activation.mapping import CREATE, UPSERT, DestinationTarget, ObjectMapping
 
 # How a record is found in the CRM.
 BY_ID = "id"  # the CRM's own record id (update mode)
@@ -17,6 +17,8 @@ BY_EMAIL = "email"  # HubSpot contacts without an id in the export: their e-mail
 BY_KEY = "key"  # leadscore's key in a unique property / external id field (upsert mode)
 
 NOT_FOUND = "not_found"  # reject code: the record does not exist in the CRM (update mode never creates)
+NO_CRM_RECORD = "no_crm_record"  # create mode: the row names no record to attach the new one to
+OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"  # a create was sent and not answered: looked up before any resend
 
 
 @dataclass(frozen=True)
@@ -68,17 +70,30 @@ def resolve_address(target: DestinationTarget, key: str, row: Mapping[str, Any])
     """Where a warehouse row goes, or ``None`` when the export gives no way to find its CRM record.
 
     Update mode takes the first route whose record-id column is set, then (HubSpot contacts) the e-mail.
-    Upsert mode matches on the key itself.
+    Upsert mode matches on the key itself. Create mode names the object created and, as ``value``, the
+    record it is attached to (found the way update mode finds records).
     """
     if target.mode == UPSERT:
         return Address(target.routes[0].object, BY_KEY, key)
-    for route in target.routes:
+    routes, match_email = target.routes, target.match_email
+    if target.mode == CREATE and target.attach is not None:
+        routes, match_email = target.attach.routes, target.attach.match_email
+    created = target.routes[0].object if target.mode == CREATE else None
+    for route in routes:
         value = _text(row.get(route.record_id or ""))
         if value:
-            return Address(route.object, BY_ID, value)
-    email = _text(row.get(target.match_email or ""))
-    if email and target.match_email:
-        return Address(target.routes[0].object, BY_EMAIL, email.lower())
+            return Address(created or route.object, BY_ID, value)
+    email = _text(row.get(match_email or ""))
+    if email and match_email:
+        return Address(created or routes[0].object, BY_EMAIL, email.lower())
+    return None
+
+
+def missing_required(target: DestinationTarget, row: Mapping[str, Any]) -> tuple[str, str] | None:
+    """``(reject code, message)`` for the first ``required`` column the row leaves empty, else None."""
+    for column, code in target.required.items():
+        if not _text(row.get(column)):
+            return code, f"{column} is empty: nothing is sent without it"
     return None
 
 
@@ -93,6 +108,8 @@ class Destination(Protocol):
     batch_size: int  # the API's maximum records per request
     bulk_threshold: int | None  # above this many changed records use send_bulk; None = never
     stats: ClientStats
+    # Create mode: how long after a write the CRM's lookup finds it (HubSpot's search index trails writes).
+    lookup_settle_seconds: float
 
     def identify(self) -> str:
         """Which CRM instance this is (HubSpot portal id, Salesforce org id): sync state belongs to one."""
@@ -106,6 +123,10 @@ class Destination(Protocol):
     def resolve(self, obj: ObjectMapping, records: Sequence[OutgoingRecord]) -> dict[str, str]:
         """The CRM record id of each record addressed by e-mail (key -> id), for those the CRM holds.
         Read-only: finding never creates."""
+
+    def find_created(self, obj: ObjectMapping, keys: Sequence[str]) -> dict[str, str]:
+        """Create mode: the CRM id of each record already created with one of these keys (key -> id), read
+        through the field that carries the key. Read-only."""
 
     def encode(self, obj: ObjectMapping, row: Mapping[str, Any]) -> dict[str, Any]:
         """The CRM payload for one warehouse row (without the id field)."""
@@ -131,6 +152,7 @@ class MappedDestination:
 
     name: str
     encode_value: Callable[[str, Any], Any]
+    lookup_settle_seconds: float = 0.0
 
     def target(self, obj: ObjectMapping) -> DestinationTarget:
         target = obj.target(self.name)
@@ -147,6 +169,8 @@ class MappedDestination:
         for field, name in obj.fields_for(self.name):
             try:
                 value = normalize(field.type, row.get(field.column), field.digits)
+                if field.values is not None and value is not None:
+                    value = translate(field.values, value, self.name)
             except EncodingError as exc:
                 raise EncodingError(f"column {field.column} ({field.type}): {exc}") from None
             payload[name] = self.encode_value(field.type, value)
@@ -162,3 +186,11 @@ class MappedDestination:
         if records:
             raise ConfigurationError(f"{self.name} cannot find records by e-mail; map a record id column")
         return {}
+
+
+def translate(values: Mapping[str, Mapping[str, str]], value: Any, destination: str) -> str:
+    """The destination's value for a warehouse value (``high`` -> ``HIGH``); EncodingError when unmapped."""
+    found = values.get(str(value))
+    if found is None:
+        raise EncodingError(f"{value!r} is not one of the mapped values {sorted(values)}")
+    return found[destination]

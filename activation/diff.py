@@ -93,6 +93,21 @@ def plan_changes(
     return Plan(tuple(changes), unchanged, tuple(sorted(forget)))
 
 
+def plan_creates(desired: Mapping[str, Desired], confirmed: Mapping[str, Confirmed]) -> Plan:
+    """Create mode: a key this CRM instance confirmed once is never sent again, whatever its payload or
+    address became; every other key is new. Nothing is cleared (the created records are the CRM's now);
+    the state of erased keys is simply forgotten."""
+    changes = [
+        OutgoingRecord(key, wanted.payload, desired_hash(wanted), NEW, wanted.address)
+        for key, wanted in desired.items()
+        if key not in confirmed
+    ]
+    changes.sort(key=lambda change: change.key)
+    unchanged = sum(1 for key in desired if key in confirmed)
+    forget = sorted(key for key, previous in confirmed.items() if previous.erased and key not in desired)
+    return Plan(tuple(changes), unchanged, tuple(forget))
+
+
 def shared_addresses(desired: Mapping[str, Desired]) -> dict[str, list[str]]:
     """Keys whose address another key also claims (key -> the other keys), e.g. two leads exported with the
     same CRM record id: writing either score onto that record would be a guess, so both are rejected."""

@@ -37,6 +37,15 @@ class RequestFailed(ActivationError):
         self.retryable = retryable
 
 
+class OutcomeUnknown(RequestFailed):
+    """A write that may have been applied: it was sent, and its answer never came (timeout, dropped
+    connection) or was a 5xx, which a gateway may send after the CRM committed. Resending a *create* could
+    make a second record, so such requests are not resent blindly: the caller looks the record up first."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message, status=status, retryable=True)
+
+
 class BatchConflict(RequestFailed):
     """HubSpot 409: one conflicting record failed the whole batch; split the batch to isolate it."""
 

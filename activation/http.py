@@ -20,8 +20,16 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
 
-from activation.errors import AuthenticationError, BatchConflict, BatchInvalid, DailyLimitReached, RequestFailed
+from activation.errors import (
+    AuthenticationError,
+    BatchConflict,
+    BatchInvalid,
+    DailyLimitReached,
+    OutcomeUnknown,
+    RequestFailed,
+)
 from activation.ratelimit import RateLimiter, RetryPolicy, backoff_delay, parse_retry_after
 from activation.redact import redact
 
@@ -163,10 +171,14 @@ class ApiClient:
         headers: Mapping[str, str] | None = None,
         authenticated: bool = True,
         accept: Callable[[requests.Response], Verdict] | None = None,
+        idempotent: bool = True,
     ) -> requests.Response:
         """Send one API request, retrying what can be retried; returns only a successful response.
 
         ``accept`` re-judges a response :meth:`classify` found fine, e.g. a 2xx whose body confirms nothing.
+        ``idempotent=False`` (a create: sending it twice makes two records) resends only what the server
+        certainly did not process (429, 423, a connection never opened, an expired session); a timeout, a
+        dropped connection, a 5xx or a 2xx that confirms nothing raise :class:`OutcomeUnknown` at once.
         """
         retry = self.settings.retry
         path = urlsplit(url).path
@@ -187,6 +199,8 @@ class ApiClient:
                 self.stats.add("timeouts")
                 failures += 1
                 reason = f"{method} {path}: {type(exc).__name__}"
+                if not idempotent and not never_sent(exc):
+                    raise OutcomeUnknown(f"{reason}: sent, but no answer came; the CRM may have applied it") from None
                 if failures >= retry.max_attempts:
                     raise RequestFailed(f"{reason}, giving up after {failures} attempts", retryable=True) from None
                 self._back_off(failures, reason)
@@ -218,6 +232,8 @@ class ApiClient:
                 self.stats.add("retries")
             elif outcome is Outcome.RETRY:
                 self.stats.add("server_errors")
+                if not idempotent and (response.status_code >= 500 or response.ok):
+                    raise OutcomeUnknown(f"{reason}: the CRM may have applied it", status=response.status_code)
                 failures += 1
                 if failures >= retry.max_attempts:
                     raise RequestFailed(f"{reason}, giving up after {failures} attempts", retryable=True)
@@ -251,6 +267,15 @@ class ApiClient:
 
     def close(self) -> None:
         self.session.close()
+
+
+def never_sent(exc: requests.RequestException) -> bool:
+    """Whether a transport error happened before the request left (no connection could be opened): only
+    then is resending a create safe without looking first."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError)
 
 
 def parse_wait(response: requests.Response) -> float | None:

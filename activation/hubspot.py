@@ -7,6 +7,14 @@ exported without their id are found by e-mail with ``batch/read`` (``idProperty:
 (5 requests/s, 10,000 results). An id HubSpot does not know is a per-record ``not_found`` reject. Upsert mode
 (opt-in) uses ``batch/upsert`` on a unique property leadscore creates.
 
+Create mode (tasks) uses ``batch/create`` with each task's association to its contact, and never resends a
+create that may have landed (:class:`activation.errors.OutcomeUnknown`). Tasks carry their key in a
+property leadscore creates (not unique-valued: HubSpot does not offer that on activities); the search API,
+used only for that key and only after a lost answer, tells whether a task exists. HubSpot's search index
+trails writes, so such a lookup waits ``search_settle_seconds`` after the write it checks. Owners written
+into ``hubspot_owner_id`` are checked against ``GET /crm/v3/owners`` (active owners only) before sending,
+since an invalid owner fails the whole batch like any invalid value.
+
 Every input carries ``objectWriteTraceId`` = the record key, which is how a 207's errors are tied back to
 records. One invalid value fails the whole batch with a 400 (nothing of it is written): the client rejects
 what the property definitions already refuse before sending, and the engine splits a refused batch until
@@ -15,6 +23,7 @@ the record at fault stands alone.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,7 +36,7 @@ from activation.destination import BY_EMAIL, BY_KEY, NOT_FOUND, MappedDestinatio
 from activation.encoding import hubspot_value
 from activation.errors import AuthenticationError, BatchConflict, ConfigurationError, RequestFailed, checked_secret
 from activation.http import ApiClient, DailyBudget, HttpSettings, Outcome, Verdict, parse_wait, response_excerpt
-from activation.mapping import UPSERT, DestinationTarget, FieldMapping, ObjectMapping
+from activation.mapping import CREATE, UPSERT, DestinationTarget, FieldMapping, ObjectMapping
 from activation.ratelimit import RateLimiter
 from activation.redact import get_logger, register_secret
 
@@ -42,14 +51,18 @@ TIER_LIMITS: dict[str, tuple[int, int]] = {
     "enterprise": (190, 1_000_000),
 }
 MAX_BATCH_INPUTS = 100
+MAX_SEARCH_VALUES = 100  # values of one IN filter *(unverified)*
+SEARCH_PAGE = 200  # the search API's largest page
+OWNER_PROPERTY = "hubspot_owner_id"
 # Error codes of a 400 VALIDATION_ERROR that blame a value of some record (split the batch to find it), as
 # opposed to the request's shape or the portal's schema (unknown or read-only property: fix the mapping).
 VALUE_ERROR_CODES = {
     "INVALID_EMAIL", "INVALID_OPTION", "INVALID_DECIMAL", "INVALID_INTEGER", "INVALID_LONG", "INVALID_DATE",
     "INVALID_DATETIME", "INVALID_BOOLEAN", "TOO_LONG", "INVALID_PHONE_NUMBER", "INVALID_URL",
+    "INVALID_OWNER_ID", "INVALID_ASSOCIATION", "REQUIRED_FIELD",
 }  # fmt: skip
 _EMBEDDED_CODE = re.compile(r'"error"\s*:\s*"([A-Z_]+)"')
-DEFAULT_GROUPS = {"contacts": "contactinformation", "companies": "companyinformation"}
+DEFAULT_GROUPS = {"contacts": "contactinformation", "companies": "companyinformation", "tasks": "task"}
 # Logical type -> (HubSpot type, fieldType) used when leadscore creates a property.
 PROPERTY_TYPES = {
     "string": ("string", "text"),
@@ -80,6 +93,9 @@ class HubSpotSettings:
     window_seconds: float = 10.0
     headroom: int = 5  # requests left unused per window: the server counts arrivals, we count sends
     http: HttpSettings = field(default_factory=HttpSettings)
+    search_per_second: int = 4  # the search API's own limit is about 5/s per token
+    # How long after a write its lookup by search is trusted (HubSpot's index trails writes by seconds).
+    search_settle_seconds: float = 30.0
 
     def window_limit(self) -> int:
         if self.tier not in TIER_LIMITS:
@@ -112,6 +128,9 @@ class HubSpotDestination(MappedDestination, ApiClient):
         self.daily_budget = DailyBudget("the HubSpot daily request limit (X-HubSpot-RateLimit-Daily)")
         self._properties: dict[str, dict[str, Mapping[str, Any]]] = {}  # object type -> name -> definition
         self._portal_id: str | None = None
+        self._search_limiter = RateLimiter(max(1, settings.search_per_second), 1.0, sleep=sleep)
+        self.lookup_settle_seconds = settings.search_settle_seconds
+        self._owners: set[str] | None = None  # active owner ids; None: not known (not needed, or no scope)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **settings: Any) -> HubSpotDestination:
@@ -197,12 +216,14 @@ class HubSpotDestination(MappedDestination, ApiClient):
 
         The definitions found are kept for :meth:`check`."""
         target = self.target(obj)
+        if any(name == OWNER_PROPERTY for _, name in obj.fields_for(self.name)) and self._owners is None:
+            self._owners = self._active_owners()
         if target.object in self._properties:
             return
         url = f"{self.base_url}/crm/v3/properties/{target.object}"
         existing = {p["name"]: p for p in self.request("GET", url).json().get("results", [])}
         wanted = [_property_definition(f, n, target) for f, n in obj.fields_for(self.name)]
-        if target.mode == UPSERT:
+        if target.mode in (UPSERT, CREATE):
             wanted.insert(0, _id_property_definition(obj, target))
         problems, missing = [], []
         for definition, logical_type in wanted:
@@ -234,13 +255,36 @@ class HubSpotDestination(MappedDestination, ApiClient):
         self._properties[target.object] = existing
 
     def check(self, obj: ObjectMapping, record: OutgoingRecord) -> RecordResult | None:
-        """Reject locally a value HubSpot would refuse for the whole batch: an option a dropdown lacks."""
+        """Reject locally a value HubSpot would refuse for the whole batch: an option a dropdown lacks, an
+        owner that is not an active owner of the portal."""
         properties = self._properties.get(self.target(obj).object, {})
         for name, value in record.payload.items():
+            if name == OWNER_PROPERTY:
+                if value and self._owners is not None and str(value) not in self._owners:
+                    reason = f"{name}: {value} is not an active owner of this portal (unknown or deactivated)"
+                    return RecordResult.failed(record.key, "INVALID_OWNER_ID", reason)
+                continue
             problem = property_value_problem(properties.get(name), value)
             if problem:
                 return RecordResult.failed(record.key, "INVALID_OPTION", f"{name}: {problem}")
         return None
+
+    def _active_owners(self) -> set[str] | None:
+        """The ids of the portal's active owners (``GET /crm/v3/owners``, archived ones are not listed);
+        None when the token may not read them (then HubSpot's own 400 and the batch split catch bad ones)."""
+        owners: set[str] = set()
+        after: str | None = None
+        try:
+            while True:
+                url = f"{self.base_url}/crm/v3/owners?limit=500" + (f"&after={after}" if after else "")
+                body = self.request("GET", url).json()
+                owners |= {str(o["id"]) for o in body.get("results") or [] if not o.get("archived")}
+                after = ((body.get("paging") or {}).get("next") or {}).get("after")
+                if not after:
+                    return owners
+        except AuthenticationError as exc:
+            log.warning("cannot list HubSpot owners (%s): owners are checked by HubSpot only", exc)
+            return None
 
     def _ensure_group(self, object_type: str, group: str | None) -> None:
         if not group:
@@ -263,8 +307,11 @@ class HubSpotDestination(MappedDestination, ApiClient):
             return []
         address = records[0].address
         assert address is not None and address.match != BY_EMAIL, "e-mail addresses are resolved before sending"
+        target = self.target(obj)
+        if target.mode == CREATE:
+            return self._create(target, records)
         if address.match == BY_KEY:
-            return self._upsert(self.target(obj), records)
+            return self._upsert(target, records)
         ids = [r.address.value for r in records if r.address]
         inputs = [
             {"id": record_id, "properties": dict(r.payload), "objectWriteTraceId": r.key}
@@ -278,9 +325,12 @@ class HubSpotDestination(MappedDestination, ApiClient):
         """Find contacts by e-mail with ``batch/read`` (``idProperty: email``), 100 at a time: unlike
         ``batch/upsert`` by e-mail, it never creates the contacts it does not find."""
         found: dict[str, str] = {}
+        target = self.target(obj)
         for start in range(0, len(records), MAX_BATCH_INPUTS):
             chunk = [r for r in records[start : start + MAX_BATCH_INPUTS] if r.address]
             object_type = chunk[0].address.object if chunk and chunk[0].address else "contacts"
+            if target.mode == CREATE and target.attach is not None:  # the record a new one is attached to
+                object_type = target.attach.routes[0].object
             emails = sorted({r.address.value for r in chunk if r.address})
             body = {"idProperty": "email", "inputs": [{"id": e} for e in emails], "properties": ["email"]}
             url = f"{self.base_url}/crm/v3/objects/{object_type}/batch/read"
@@ -297,6 +347,56 @@ class HubSpotDestination(MappedDestination, ApiClient):
         url = f"{self.base_url}/crm/v3/objects/{target.object}/batch/upsert"
         body = self.request("POST", url, json={"inputs": inputs}, accept=_confirms_something).json()
         return batch_results(records, body, target.id_field or "")
+
+    def _create(self, target: DestinationTarget, records: Sequence[OutgoingRecord]) -> list[RecordResult]:
+        """Create mode: ``batch/create``, each input associated with its record (the address's value) and
+        carrying its key in the key property. Never resent blindly: an unanswered batch raises OutcomeUnknown."""
+        assert target.attach is not None and target.id_field is not None
+        kind = [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": target.attach.association_type_id}]
+        inputs = [
+            {
+                "properties": {**r.payload, target.id_field: r.key},
+                "associations": [{"to": {"id": r.address.value}, "types": kind}] if r.address else [],
+                "objectWriteTraceId": r.key,
+            }
+            for r in records
+        ]
+        url = f"{self.base_url}/crm/v3/objects/{target.object}/batch/create"
+        body = self.request("POST", url, json={"inputs": inputs}, accept=_confirms_something, idempotent=False)
+        return [
+            dataclasses.replace(r, created=True) if r.ok else r
+            for r in batch_results(records, body.json(), target.id_field)
+        ]
+
+    def find_created(self, obj: ObjectMapping, keys: Sequence[str]) -> dict[str, str]:
+        """Create mode: the tasks that carry these keys, by search (``IN`` on the key property, 100 values a
+        request, paged), at the search API's own pace. When a key was created twice (by an older version),
+        the oldest record is the one kept."""
+        target = self.target(obj)
+        found: dict[str, str] = {}
+        url = f"{self.base_url}/crm/v3/objects/{target.object}/search"
+        for start in range(0, len(keys), MAX_SEARCH_VALUES):
+            chunk = sorted(set(keys[start : start + MAX_SEARCH_VALUES]))
+            after: str | None = None
+            while True:
+                body: dict[str, Any] = {
+                    "filterGroups": [{"filters": [{"propertyName": target.id_field, "operator": "IN",
+                                                   "values": chunk}]}],
+                    "properties": [target.id_field],
+                    "limit": SEARCH_PAGE,
+                }  # fmt: skip
+                if after:
+                    body["after"] = after
+                self._search_limiter.acquire()
+                answer = self.request("POST", url, json=body).json()
+                for result in answer.get("results") or []:
+                    key = (result.get("properties") or {}).get(target.id_field)
+                    if key in chunk and (key not in found or int(result["id"]) < int(found[key])):
+                        found[str(key)] = str(result["id"])
+                after = ((answer.get("paging") or {}).get("next") or {}).get("after")
+                if not after:
+                    break
+        return found
 
     def send_bulk(self, obj: ObjectMapping, records: Sequence[OutgoingRecord]) -> list[RecordResult]:
         raise NotImplementedError("HubSpot has no bulk path; the engine batches by 100")
@@ -451,6 +551,11 @@ def _group_name(target: DestinationTarget) -> str:
 
 
 def _id_property_definition(obj: ObjectMapping, target: DestinationTarget) -> tuple[dict[str, Any], str]:
+    if target.mode == CREATE:  # looked up after a lost answer; unique values are not offered on activities
+        description = f"leadscore's {obj.key_column}: which alert made this record (one record per alert)."
+        definition = {"name": target.id_field, "label": target.id_label, "type": "string", "fieldType": "text",
+                      "groupName": _group_name(target), "description": description}  # fmt: skip
+        return definition, "string"
     definition = {
         "name": target.id_field,
         "label": target.id_label,

@@ -12,6 +12,14 @@ Two modes, as in the reverse-ETL tools teams already use:
   the first route whose id column is set wins. HubSpot contacts may fall back to the e-mail address.
 * ``upsert`` (explicit opt-in): match on a unique property / external-id field carrying the key column,
   creating the record when it is missing.
+* ``create``: each key becomes one new CRM record (a task for an alert), created exactly once and never
+  written again. The record is attached to an existing one (``attach_to``: a contact, a Lead...) found like
+  update mode finds records, and carries the key in ``id_property`` / ``external_id_field`` so that after a
+  lost answer leadscore can look up whether it was created before creating it.
+
+Any object may be switched off (``enabled: false``: skipped and reported as disabled), and a destination
+may name ``required`` columns: a row with one of them empty is rejected with the given code instead of
+being sent (a task without an owner in that CRM, an owner write that would clear the owner).
 
 Mistakes are reported with the YAML path of the offending entry so that a person can fix the file without
 reading this code.
@@ -21,7 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +42,16 @@ FIELD_TYPES = ("string", "text", "number", "integer", "date", "datetime", "bool"
 DESTINATIONS = ("hubspot", "salesforce")
 # The YAML key that names the key-carrying field of upsert mode differs per destination, as in each vendor's docs.
 ID_FIELD_KEYS = {"hubspot": "id_property", "salesforce": "external_id_field"}
-UPDATE, UPSERT = "update", "upsert"
-MODES = (UPDATE, UPSERT)
+UPDATE, UPSERT, CREATE = "update", "upsert", "create"
+MODES = (UPDATE, UPSERT, CREATE)
+# Where a created record hangs, per destination: HubSpot associates it (an association type id), Salesforce
+# sets a lookup field on it (WhoId...).
+ATTACH_KEYS = {"hubspot": "association_type_id", "salesforce": "field"}
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RELATION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 _HUBSPOT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_REJECT_CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 # A custom field (Leadscore_Score__c) or a standard one (LastName: upsert mode must send the required fields).
 _SALESFORCE_FIELD = re.compile(r"^[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*__c$|^[A-Z][A-Za-z0-9]*$")
 _SALESFORCE_OBJECT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -63,6 +75,8 @@ class FieldMapping:
     description: str
     targets: Mapping[str, str]
     digits: int | None = None  # numbers are rounded so float noise does not count as a change
+    # Warehouse value -> the value each destination takes for it (e.g. high -> HIGH / High); None: as is.
+    values: Mapping[str, Mapping[str, str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -74,15 +88,32 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """Create mode: the existing record a new one hangs on, found like update mode finds records."""
+
+    routes: tuple[Route, ...]
+    match_email: str | None = None  # HubSpot contacts: e-mail column used when the id is missing
+    association_type_id: int | None = None  # HubSpot: HUBSPOT_DEFINED association type (task -> contact: 204)
+    field: str | None = None  # Salesforce: the lookup field set to the record's id (Task.WhoId)
+
+    @property
+    def object(self) -> str:
+        return "|".join(route.object for route in self.routes)
+
+
+@dataclass(frozen=True)
 class DestinationTarget:
     """Where an object goes in one destination, and how a row finds its record there."""
 
     mode: str
     routes: tuple[Route, ...]
     match_email: str | None = None  # update mode, HubSpot contacts: e-mail column used when the id is missing
-    id_field: str | None = None  # upsert mode: HubSpot idProperty (unique property) or Salesforce external id
+    # upsert/create mode: HubSpot property / Salesforce field carrying the key (unique in upsert mode)
+    id_field: str | None = None
     id_label: str = "Leadscore id"
     property_group: str | None = None  # HubSpot only: group that holds the properties leadscore creates
+    attach: Attachment | None = None  # create mode only
+    required: Mapping[str, str] = field(default_factory=dict)  # column -> reject code when it is empty
 
     @property
     def objects(self) -> tuple[str, ...]:
@@ -95,9 +126,12 @@ class DestinationTarget:
 
     @property
     def identity_columns(self) -> tuple[str, ...]:
-        """The columns a row's CRM address is read from (record ids first, then the e-mail)."""
-        columns = [route.record_id for route in self.routes if route.record_id]
-        return tuple(columns + ([self.match_email] if self.match_email else []))
+        """The columns a row's CRM address is read from (record ids first, then the e-mail); in create mode
+        those of the record the new one is attached to."""
+        routes, email = (self.attach.routes, self.attach.match_email) if self.attach else (self.routes, None)
+        email = email or self.match_email
+        columns = [route.record_id for route in routes if route.record_id]
+        return tuple(columns + ([email] if email else []))
 
 
 @dataclass(frozen=True)
@@ -112,6 +146,7 @@ class ObjectMapping:
     fields: tuple[FieldMapping, ...]
     destinations: Mapping[str, DestinationTarget]
     identity: str | None = None  # relation with the CRM record ids, one row per key (joined on key_column)
+    enabled: bool = True  # a disabled object is skipped (and reported as such) by every sync
 
     def target(self, destination: str) -> DestinationTarget | None:
         return self.destinations.get(destination)
@@ -178,7 +213,8 @@ def _parse_object(name: str, raw: Any, path: str, problems: list[str]) -> Object
     if not isinstance(raw, dict):
         problems.append(f"{path}: must be a mapping")
         return None
-    allowed = {"relation", "key_column", "identity", "latest_by", "clear_when_missing", "destinations", "fields"}
+    allowed = {"relation", "key_column", "identity", "latest_by", "clear_when_missing", "destinations", "fields",
+               "enabled"}  # fmt: skip
     _check_keys(raw, allowed, path, problems)
     if not _IDENTIFIER.match(name):
         problems.append(f"{path}: object names must be identifiers")
@@ -197,6 +233,9 @@ def _parse_object(name: str, raw: Any, path: str, problems: list[str]) -> Object
     clear_when_missing = raw.get("clear_when_missing", True)
     if not isinstance(clear_when_missing, bool):
         problems.append(f"{path}.clear_when_missing: must be true or false")
+    enabled = raw.get("enabled", True)
+    if not isinstance(enabled, bool):
+        problems.append(f"{path}.enabled: must be true or false")
 
     destinations: dict[str, DestinationTarget] = {}
     raw_destinations = raw.get("destinations")
@@ -218,6 +257,7 @@ def _parse_object(name: str, raw: Any, path: str, problems: list[str]) -> Object
         if field is not None:
             fields.append(field)
     _check_unique_names(path, fields, destinations, key_column, problems)
+    _check_create_mode(path, destinations, fields, clear_when_missing, problems)
     return ObjectMapping(
         name=name,
         relation=str(relation),
@@ -227,6 +267,7 @@ def _parse_object(name: str, raw: Any, path: str, problems: list[str]) -> Object
         fields=tuple(fields),
         destinations=destinations,
         identity=identity,
+        enabled=bool(enabled),
     )
 
 
@@ -243,18 +284,25 @@ def _parse_target(destination: str, raw: Any, path: str, problems: list[str]) ->
         return None
     id_key = ID_FIELD_KEYS[destination]
     hubspot_only = {"property_group"} if destination == "hubspot" else set()
-    if mode == UPSERT:
-        _check_keys(raw, {"mode", "object", id_key, "id_label", *hubspot_only}, path, problems)
+    attach = None
+    if mode in (UPSERT, CREATE):
+        attach_key = {"attach_to"} if mode == CREATE else set()
+        allowed = {"mode", "object", id_key, "id_label", "required", *hubspot_only, *attach_key}
+        _check_keys(raw, allowed, path, problems)
         id_field = raw.get(id_key)
         if not isinstance(id_field, str):
-            problems.append(f"{path}.{id_key}: required in mode upsert (the unique field that carries the key)")
+            role = "the unique field that carries the key" if mode == UPSERT else "the field that carries the key"
+            problems.append(f"{path}.{id_key}: required in mode {mode} ({role})")
         else:
             _check_field_name(destination, id_field, f"{path}.{id_key}", problems)
         routes = (Route(_object_name(raw.get("object"), f"{path}.object", problems)),)
         match_email = None
+        if mode == CREATE:
+            attach = _parse_attachment(destination, raw.get("attach_to"), f"{path}.attach_to", problems)
     else:
         email_key = {"match_email"} if destination == "hubspot" else set()
-        _check_keys(raw, {"mode", "object", "record_id", "routes", *email_key, *hubspot_only}, path, problems)
+        allowed = {"mode", "object", "record_id", "routes", "required", *email_key, *hubspot_only}
+        _check_keys(raw, allowed, path, problems)
         routes = _parse_routes(raw, path, problems)
         id_field = None
         match_email = raw.get("match_email")
@@ -265,6 +313,13 @@ def _parse_target(destination: str, raw: Any, path: str, problems: list[str]) ->
     group = raw.get("property_group")
     if group is not None and (not isinstance(group, str) or not _HUBSPOT_NAME.match(group)):
         problems.append(f"{path}.property_group: must be a lower-case name such as leadscore")
+    required = raw.get("required") or {}
+    if not isinstance(required, dict) or not all(
+        isinstance(k, str) and _IDENTIFIER.match(k) and isinstance(v, str) and _REJECT_CODE.match(v)
+        for k, v in required.items()
+    ):
+        problems.append(f"{path}.required: must map column names to reject codes such as owner_not_in_crm")
+        required = {}
     return DestinationTarget(
         mode=mode,
         routes=routes,
@@ -272,7 +327,36 @@ def _parse_target(destination: str, raw: Any, path: str, problems: list[str]) ->
         id_field=id_field,
         id_label=str(raw.get("id_label") or "Leadscore id"),
         property_group=group,
+        attach=attach,
+        required=dict(required),
     )
+
+
+def _parse_attachment(destination: str, raw: Any, path: str, problems: list[str]) -> Attachment | None:
+    """``attach_to``: ``object`` + ``record_id`` or ``routes`` (as in update mode), plus how the new record
+    is linked: ``association_type_id`` (HubSpot) or ``field`` (Salesforce); HubSpot contacts may add
+    ``match_email``."""
+    link_key = ATTACH_KEYS[destination]
+    if not isinstance(raw, dict):
+        problems.append(f"{path}: required in mode create (the existing record the new one is attached to, "
+                        f"with object + record_id or routes, and {link_key})")  # fmt: skip
+        return None
+    email_key = {"match_email"} if destination == "hubspot" else set()
+    _check_keys(raw, {"object", "record_id", "routes", link_key, *email_key}, path, problems)
+    routes = _parse_routes({k: v for k, v in raw.items() if k in ("object", "record_id", "routes")}, path, problems)
+    match_email = raw.get("match_email")
+    if match_email is not None and (not isinstance(match_email, str) or not _IDENTIFIER.match(match_email)):
+        problems.append(f"{path}.match_email: must be a column name")
+    if match_email is not None and routes[0].object != "contacts":
+        problems.append(f"{path}.match_email: only HubSpot contacts can be matched by e-mail")
+    link = raw.get(link_key)
+    if destination == "hubspot":
+        if not isinstance(link, int) or isinstance(link, bool) or link < 1:
+            problems.append(f"{path}.{link_key}: required, the HUBSPOT_DEFINED association type (task -> contact: 204)")
+        return Attachment(routes, match_email, association_type_id=link if isinstance(link, int) else None)
+    if not isinstance(link, str) or not _SALESFORCE_FIELD.match(link):
+        problems.append(f"{path}.{link_key}: required, the lookup field that takes the record's id (e.g. WhoId)")
+    return Attachment(routes, None, field=str(link))
 
 
 def _parse_routes(raw: dict[str, Any], path: str, problems: list[str]) -> tuple[Route, ...]:
@@ -316,7 +400,7 @@ def _parse_field(
     if not isinstance(raw, dict):
         problems.append(f"{path}: must be a mapping")
         return None
-    _check_keys(raw, {"column", "type", "label", "description", "digits", *DESTINATIONS}, path, problems)
+    _check_keys(raw, {"column", "type", "label", "description", "digits", "values", *DESTINATIONS}, path, problems)
     column, field_type = raw.get("column"), raw.get("type")
     if not isinstance(column, str) or not _IDENTIFIER.match(column):
         problems.append(f"{path}.column: must be a column name")
@@ -340,6 +424,7 @@ def _parse_field(
             problems.append(f"{path}.{destination}: must be a field name")
     if not targets:
         problems.append(f"{path}: maps to no destination field (add e.g. 'hubspot: leadscore_{column}')")
+    values = _parse_values(raw.get("values"), field_type, targets, f"{path}.values", problems)
     return FieldMapping(
         column=str(column),
         type=str(field_type),
@@ -347,7 +432,50 @@ def _parse_field(
         description=str(raw.get("description") or ""),
         targets=targets,
         digits=digits,
+        values=values,
     )
+
+
+def _parse_values(
+    raw: Any, field_type: Any, targets: Mapping[str, str], path: str, problems: list[str]
+) -> dict[str, dict[str, str]] | None:
+    """``values: {warehouse value: {destination: CRM value}}``: one entry per destination the field goes to."""
+    if raw is None:
+        return None
+    if field_type not in ("string", "text"):
+        problems.append(f"{path}: only string columns can be translated")
+    if not isinstance(raw, dict) or not raw:
+        problems.append(f"{path}: must map each warehouse value to its value per destination")
+        return None
+    parsed: dict[str, dict[str, str]] = {}
+    for value, per_destination in raw.items():
+        if not isinstance(per_destination, dict) or not all(isinstance(v, str) for v in per_destination.values()):
+            problems.append(f"{path}.{value}: must map destinations to the CRM's value, e.g. {{hubspot: HIGH}}")
+            continue
+        missing = sorted(set(targets) - set(per_destination))
+        unknown = sorted(set(per_destination) - set(targets))
+        if missing or unknown:
+            problems.append(f"{path}.{value}: needs exactly the field's destinations {sorted(targets)}")
+        parsed[str(value)] = dict(per_destination)
+    return parsed
+
+
+def _check_create_mode(
+    path: str,
+    destinations: Mapping[str, DestinationTarget],
+    fields: list[FieldMapping],
+    clear_when_missing: Any,
+    problems: list[str],
+) -> None:
+    """A created record is never written again, so it is never cleared; ``required`` names mapped columns."""
+    for destination, target in destinations.items():
+        if target.mode == CREATE and clear_when_missing is not False:
+            problems.append(f"{path}.clear_when_missing: must be false with mode create (a created record is "
+                            "never written again)")  # fmt: skip
+        columns = {f.column for f in fields if destination in f.targets}
+        for column in sorted(set(target.required) - columns):
+            problems.append(f"{path}.destinations.{destination}.required: {column!r} is not a column mapped to "
+                            f"{destination}")  # fmt: skip
 
 
 def _check_field_name(destination: str, name: str, path: str, problems: list[str]) -> None:
@@ -366,7 +494,7 @@ def _check_unique_names(
     columns = [f.column for f in fields]
     for column in sorted({c for c in columns if columns.count(c) > 1}):
         problems.append(f"{path}.fields: column {column!r} is mapped twice")
-    if key_column in columns and any(t.mode == UPSERT for t in destinations.values()):
+    if key_column in columns and any(t.mode in (UPSERT, CREATE) for t in destinations.values()):
         problems.append(f"{path}.fields: the key column {key_column!r} is sent as the upsert id; do not map it again")
     for destination, target in destinations.items():
         names = [f.targets[destination] for f in fields if destination in f.targets]

@@ -12,6 +12,11 @@ asking. There is no refresh token and no announced expiry: a 401 ``INVALID_SESSI
 token and one resend (in :class:`activation.http.ApiClient`). ``Sforce-Limit-Info`` is read on every
 response so a sync stops *before* the org's daily allocation (or the app's share of it) is spent; the
 short-lived concurrent-request limit, which shares the ``REQUEST_LIMIT_EXCEEDED`` code, is retried.
+
+Create mode (tasks) uses ``POST /composite/sobjects`` (``allOrNone: false``, Collections only, never Bulk),
+sets the attachment's lookup field (``WhoId``) to the row's record, and never resends a create that may have
+landed (:class:`activation.errors.OutcomeUnknown`); SOQL on the field carrying the key (``SELECT Id, ...
+WHERE Leadscore_Alert_Id__c IN (...)``) tells whether an unanswered create landed.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -35,7 +40,7 @@ from activation.destination import BY_KEY, NOT_FOUND, MappedDestination, Outgoin
 from activation.encoding import salesforce_csv_value, salesforce_value
 from activation.errors import AuthenticationError, ConfigurationError, RequestFailed, checked_secret
 from activation.http import ApiClient, DailyBudget, HttpSettings, Outcome, Verdict, response_excerpt
-from activation.mapping import UPSERT, ObjectMapping
+from activation.mapping import CREATE, UPSERT, ObjectMapping
 from activation.redact import get_logger, register_secret
 from activation.salesforce_schema import PERMISSION_SET, SHIPPED_DIR, describe_problems, field_specs
 
@@ -44,6 +49,7 @@ log = get_logger(__name__)
 DEFAULT_LOGIN_URL = "https://login.salesforce.com"  # JWT bearer only; client credentials need the My Domain URL
 GENERIC_LOGIN_HOSTS = {"login.salesforce.com", "test.salesforce.com"}
 MAX_COLLECTION_RECORDS = 200
+MAX_QUERY_VALUES = 200  # keys per SOQL IN list: ~7 KB of URL for 32-character keys
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # Per-record errors that mean "this record is not in the org (any more)".
 NOT_FOUND_CODES = {"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY", "NOT_FOUND", "INVALID_ID_FIELD"}
@@ -237,7 +243,7 @@ class SalesforceDestination(MappedDestination, ApiClient):
         for sobject in target.objects:
             describe = self.request("GET", self._data_url(f"sobjects/{sobject}/describe")).json()
             wanted = [spec for spec in specs if spec.sobject == sobject]
-            problems += describe_problems(wanted, describe.get("fields", []), creates=target.mode == UPSERT)
+            problems += describe_problems(wanted, describe.get("fields", []), creates=target.mode in (UPSERT, CREATE))
         if problems:
             raise ConfigurationError(
                 f"Salesforce {target.object} is not ready for leadscore. An admin must:\n  - "
@@ -256,6 +262,8 @@ class SalesforceDestination(MappedDestination, ApiClient):
             return []
         target = self.target(obj)
         sobject = _object_of(records)
+        if target.mode == CREATE:
+            return self._create(obj, records)
         if _match_of(records) == BY_KEY:
             rows = [{"attributes": {"type": sobject}, target.id_field: r.key, **r.payload} for r in records]
             url = self._data_url(f"composite/sobjects/{sobject}/{target.id_field}")
@@ -264,6 +272,44 @@ class SalesforceDestination(MappedDestination, ApiClient):
             url = self._data_url("composite/sobjects")
         answer = self.request("PATCH", url, json={"allOrNone": False, "records": rows}).json()
         return collection_results(records, answer)
+
+    def _create(self, obj: ObjectMapping, records: Sequence[OutgoingRecord]) -> list[RecordResult]:
+        """Create mode: one request of new records, each carrying its key and pointing at its person (the
+        address's value in the attachment's lookup field). Never resent blindly (OutcomeUnknown)."""
+        target = self.target(obj)
+        assert target.attach is not None and target.attach.field and target.id_field
+        sobject = _object_of(records)
+        rows = [
+            {"attributes": {"type": sobject}, target.attach.field: _record_id(r), target.id_field: r.key, **r.payload}
+            for r in records
+        ]
+        url = self._data_url("composite/sobjects")
+        answer = self.request("POST", url, json={"allOrNone": False, "records": rows}, idempotent=False).json()
+        return [
+            RecordResult(r.key, True, created=True, crm_id=r.crm_id) if r.ok else r
+            for r in collection_results(records, answer)
+        ]
+
+    def find_created(self, obj: ObjectMapping, keys: Sequence[str]) -> dict[str, str]:
+        """Create mode: the records carrying these keys, by SOQL on the key field (200 keys a query, every
+        page read). The oldest record wins when a key was created twice."""
+        target = self.target(obj)
+        field_name, sobject = str(target.id_field), target.objects[0]
+        found: dict[str, str] = {}
+        for start in range(0, len(keys), MAX_QUERY_VALUES):
+            chunk = sorted(set(keys[start : start + MAX_QUERY_VALUES]))
+            listed = ", ".join(soql_literal(k) for k in chunk)
+            soql = f"SELECT Id, {field_name} FROM {sobject} WHERE {field_name} IN ({listed}) ORDER BY Id"
+            url: str | None = self._data_url("query") + "?q=" + quote(soql)
+            while url:
+                page = self.request("GET", url).json()
+                for record in page.get("records") or []:
+                    key = record.get(field_name)
+                    if key in chunk:
+                        found.setdefault(str(key), str(record["Id"]))
+                more = page.get("nextRecordsUrl")
+                url = f"{self.instance_url}{more}" if more and not page.get("done", True) else None
+        return found
 
     def send_bulk(self, obj: ObjectMapping, records: Sequence[OutgoingRecord]) -> list[RecordResult]:
         """Bulk API 2.0 for records of one object found one way (the engine groups them): ``update`` by Id,
@@ -411,13 +457,21 @@ def collection_results(records: Sequence[OutgoingRecord], answer: Any) -> list[R
         else:
             errors = result.get("errors") or [{}]
             message = "; ".join(f"{e.get('statusCode')}: {e.get('message')}" for e in errors)
-            results.append(RecordResult.failed(record.key, _reject_code(str(errors[0].get("statusCode"))), message))
+            code = _reject_code(str(errors[0].get("statusCode")), errors[0].get("fields") or ())
+            results.append(RecordResult.failed(record.key, code, message))
     return results
 
 
-def _reject_code(status_code: str) -> str:
-    """The CRM's code, except that every flavour of "no such record" is ``not_found``."""
-    return NOT_FOUND if status_code in NOT_FOUND_CODES else status_code or "ERROR"
+def _reject_code(status_code: str, fields: Sequence[str] = ()) -> str:
+    """The CRM's code, except that every flavour of "no such record" is ``not_found`` — when it is about the
+    record itself; a bad reference in a field (an unknown OwnerId) keeps Salesforce's code."""
+    about_record = not fields or "Id" in fields
+    return NOT_FOUND if status_code in NOT_FOUND_CODES and about_record else status_code or "ERROR"
+
+
+def soql_literal(value: str) -> str:
+    """A SOQL string literal: backslashes and quotes escaped."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def bulk_csv_chunks(

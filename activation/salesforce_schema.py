@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from activation.mapping import ObjectMapping, SyncMapping, load_mapping
+from activation.mapping import CREATE, ObjectMapping, SyncMapping, load_mapping
 
 SHIPPED_DIR = Path(__file__).with_name("salesforce_fields")
 PERMISSION_SET = "Leadscore_Integration"
@@ -33,7 +33,7 @@ _METADATA = {
 }
 # What an existing field's describe type may be for each logical type.
 COMPATIBLE_DESCRIBE_TYPES = {
-    "string": {"string", "textarea", "picklist", "email", "phone", "url"},
+    "string": {"string", "textarea", "picklist", "email", "phone", "url", "reference"},
     "text": {"textarea", "string"},
     "number": {"double", "currency", "percent", "int", "long"},
     "integer": {"double", "int", "long", "currency"},
@@ -41,6 +41,8 @@ COMPATIBLE_DESCRIBE_TYPES = {
     "datetime": {"datetime"},
     "bool": {"boolean"},
     "id": {"string"},
+    "key": {"string"},  # create mode's key field: plain text, looked up by SOQL
+    "reference": {"reference"},  # create mode's attachment (Task.WhoId)
 }
 
 
@@ -50,7 +52,9 @@ class FieldSpec:
     name: str
     label: str
     description: str
-    logical_type: str  # a mapping type, or "id" for the external id field
+    # a mapping type, "id" for the external id field, "key" for create mode's key field, "reference" for the
+    # lookup a created record is attached by
+    logical_type: str
     metadata_type: str
     describe_type: str
     length: int | None = None
@@ -76,13 +80,32 @@ class FieldSpec:
 
 def field_specs(obj: ObjectMapping) -> list[FieldSpec]:
     """The fields ``obj`` needs in Salesforce, on every object it routes to: in upsert mode the external id
-    first, then every mapped column. Update mode matches by record Id and needs no external id field."""
+    first, then every mapped column. Update mode matches by record Id and needs no external id field. Create
+    mode needs its key field (plain text: activities cannot carry unique external ids *(unverified)*, and a
+    SOQL lookup needs none) and the lookup field it attaches records by (a standard one, only checked)."""
     target = obj.target("salesforce")
     if target is None:
         return []
     specs = []
     for sobject in target.objects:
-        if target.id_field is not None:
+        if target.mode == CREATE and target.id_field is not None:
+            specs.append(
+                FieldSpec(
+                    sobject=sobject,
+                    name=target.id_field,
+                    label=target.id_label,
+                    description=f"leadscore's {obj.key_column}: which alert made this record (one per alert).",
+                    logical_type="key",
+                    metadata_type="Text",
+                    describe_type="string",
+                    length=80,
+                )
+            )
+            if target.attach is not None and target.attach.field:
+                specs.append(
+                    FieldSpec(sobject, target.attach.field, target.attach.field, "", "reference", "Lookup", "reference")
+                )
+        elif target.id_field is not None:
             specs.append(
                 FieldSpec(
                     sobject=sobject,

@@ -78,6 +78,21 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.sync_runs (
 );
 CREATE TABLE IF NOT EXISTS {SCHEMA}.state_version (version INTEGER NOT NULL);
 """
+# Create mode's write-ahead log: a row is written *before* a create is sent and deleted once its outcome is
+# known (confirmed, refused, or never sent). A row that outlives its run — a lost answer, a killed process —
+# means "this record may exist": the next run looks it up in the CRM before creating it. (Added after
+# STATE_VERSION 2 without changing it: the table is created wherever it is missing.)
+ATTEMPTS_DDL = f"""
+CREATE TABLE IF NOT EXISTS {SCHEMA}.create_attempts (
+    destination VARCHAR NOT NULL,
+    instance VARCHAR NOT NULL,
+    object VARCHAR NOT NULL,
+    record_key VARCHAR NOT NULL,
+    sent_at TIMESTAMP NOT NULL,
+    run_id VARCHAR NOT NULL,
+    PRIMARY KEY (destination, instance, object, record_key)
+);
+"""
 
 RUN_COLUMNS = (
     "run_id", "destination", "instance", "object", "crm_object", "relation", "mode", "dry_run", "status",
@@ -97,6 +112,7 @@ def ensure_tables(conn: duckdb.DuckDBPyConnection) -> None:
             "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [SCHEMA]
         ).fetchall()
     }
+    conn.execute(ATTEMPTS_DDL)
     if "state_version" in existing:
         return
     conn.execute("BEGIN TRANSACTION")  # all or nothing: a crash half-way must not mix the two layouts
@@ -273,6 +289,48 @@ def forget_resolved_rejects(conn: duckdb.DuckDBPyConnection, scope: StateScope, 
         )
     finally:
         conn.unregister("_activation_pending")
+
+
+def create_attempts(conn: duckdb.DuckDBPyConnection, scope: StateScope) -> dict[str, dt.datetime]:
+    """Keys whose create may have reached the CRM without leadscore recording the outcome, with when."""
+    rows = conn.execute(
+        f"SELECT record_key, sent_at FROM {SCHEMA}.create_attempts WHERE destination = ? AND instance = ? "
+        "AND object = ?",
+        scope.params,
+    ).fetchall()
+    return dict(rows)
+
+
+def record_attempts(conn: duckdb.DuckDBPyConnection, scope: StateScope, keys: Sequence[str], run_id: str) -> None:
+    """Write ahead, before sending: these creates are about to leave (committed when this returns)."""
+    frame = pd.DataFrame({"record_key": list(keys)}, dtype="object")
+    if not len(frame):
+        return
+    conn.register("_activation_attempts", frame)
+    try:
+        conn.execute(
+            f"INSERT OR REPLACE INTO {SCHEMA}.create_attempts SELECT ?, ?, ?, record_key, ?, ? "
+            "FROM _activation_attempts",
+            [*scope.params, now(), run_id],
+        )
+    finally:
+        conn.unregister("_activation_attempts")
+
+
+def settle_attempts(conn: duckdb.DuckDBPyConnection, scope: StateScope, keys: Sequence[str]) -> None:
+    """The outcome of these creates is recorded (confirmed, refused, or they were never sent)."""
+    frame = pd.DataFrame({"record_key": list(keys)}, dtype="object")
+    if not len(frame):
+        return
+    conn.register("_activation_settled", frame)
+    try:
+        conn.execute(
+            f"DELETE FROM {SCHEMA}.create_attempts WHERE destination = ? AND instance = ? AND object = ? "
+            "AND record_key IN (SELECT record_key FROM _activation_settled)",
+            scope.params,
+        )
+    finally:
+        conn.unregister("_activation_settled")
 
 
 def record_run(conn: duckdb.DuckDBPyConnection, values: dict[str, Any]) -> None:

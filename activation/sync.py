@@ -19,6 +19,13 @@ One run of one mapping object against one CRM instance:
    in the confirmed state.
 
 A dry run does 1–3 and reports, sending nothing (its only request is the read-only identity call of 1).
+
+Create mode (a task per alert) makes each key one new record, exactly once: a key this CRM instance
+confirmed is never sent again; every create is written ahead to ``activation.create_attempts`` before it
+leaves and settled once its outcome is known; creates are never resent blindly (a timeout, a dropped
+connection or a 5xx raise :class:`OutcomeUnknown` instead of a retry), and a key whose earlier attempt has no
+recorded outcome — a lost answer, a killed run — is looked up in the CRM by the field carrying the key before
+it may be created. A disabled mapping object is skipped and reported as ``disabled``.
 """
 
 from __future__ import annotations
@@ -40,11 +47,14 @@ import duckdb
 from activation.destination import (
     BY_EMAIL,
     BY_ID,
+    NO_CRM_RECORD,
     NOT_FOUND,
+    OUTCOME_UNKNOWN,
     Address,
     Destination,
     OutgoingRecord,
     RecordResult,
+    missing_required,
     resolve_address,
 )
 from activation.diff import (
@@ -57,22 +67,33 @@ from activation.diff import (
     Plan,
     make_batches,
     plan_changes,
+    plan_creates,
     samples,
     shared_addresses,
     split_batch,
 )
 from activation.encoding import EncodingError
-from activation.errors import BatchConflict, BatchInvalid, ConfigurationError, DailyLimitReached, RequestFailed
-from activation.mapping import DestinationTarget, ObjectMapping, SyncMapping, load_mapping
+from activation.errors import (
+    BatchConflict,
+    BatchInvalid,
+    ConfigurationError,
+    DailyLimitReached,
+    OutcomeUnknown,
+    RequestFailed,
+)
+from activation.mapping import CREATE, DestinationTarget, ObjectMapping, SyncMapping, load_mapping
 from activation.redact import get_logger, redact
 from activation.state import (
     StateScope,
     StateWriter,
     confirmed_state,
+    create_attempts,
     ensure_tables,
     forget_resolved_rejects,
     now,
+    record_attempts,
     record_run,
+    settle_attempts,
 )
 
 log = get_logger(__name__)
@@ -91,6 +112,10 @@ class SyncOptions:
     max_clear_fraction: float = 0.5  # of the records currently holding leadscore's values
     max_change_fraction: float | None = None
     mass_change_floor: int = 10  # fewer records than this never count as mass
+    # Create mode: sending rounds per run. After a round with unanswered creates, they are looked up and the
+    # ones the CRM does not hold are sent again; what is still unanswered after the last round is looked up
+    # by the next run.
+    create_rounds: int = 3
 
 
 @dataclass
@@ -103,7 +128,7 @@ class SyncReport:
     relation: str
     mode: str
     dry_run: bool
-    status: str = "complete"  # complete | partial (some rejects) | daily_limit | failed
+    status: str = "complete"  # complete | partial (some rejects) | daily_limit | failed | disabled
     desired: int = 0
     unmatched: int = 0  # rows with no CRM record id (nor e-mail, where allowed): never sent
     to_send_new: int = 0  # never confirmed by this CRM instance
@@ -111,7 +136,7 @@ class SyncReport:
     to_clear: int = 0
     unchanged: int = 0
     sent: int = 0
-    created: int = 0  # upsert mode only: update mode never creates
+    created: int = 0  # upsert and create mode only: update mode never creates
     updated: int = 0
     cleared: int = 0
     failed: int = 0
@@ -204,6 +229,10 @@ class Planned:
     invalid: list[tuple[OutgoingRecord, RecordResult]]
     active: int  # records this CRM instance holds leadscore's values on (confirmed and not cleared)
     owners: dict[str, str]  # CRM record id -> the desired key that writes onto it (by id, or found before)
+    # Create mode: keys whose earlier create has no recorded outcome (-> when it was sent), and keys with such a
+    # row that this instance confirmed meanwhile (the row is stale).
+    uncertain: dict[str, Any] = field(default_factory=dict)
+    stale_attempts: tuple[str, ...] = ()
 
 
 def build_plan(
@@ -221,24 +250,41 @@ def build_plan(
     desired: dict[str, Desired] = {}
     invalid: list[tuple[OutgoingRecord, RecordResult]] = []
     unmatched: set[str] = set()
+    creating = target.mode == CREATE
     rows = read_desired(conn, obj, target.identity_columns)
     for row in rows:
         key = str(row[obj.key_column])
         address = resolve_address(target, key, row)
+        if address is None and creating:
+            # A new record needs one to hang on: the row is kept as a reject and tried again next run.
+            reason = f"no {target.attach.object if target.attach else ''} record to attach it to in the export"
+            invalid.append((OutgoingRecord(key, {}, "", NEW, None), RecordResult.failed(key, NO_CRM_RECORD, reason)))
+            continue
         if address is None:
             unmatched.add(key)
+            continue
+        lacking = missing_required(target, row)
+        if lacking is not None:
+            invalid.append((OutgoingRecord(key, {}, "", NEW, address), RecordResult.failed(key, *lacking)))
             continue
         try:
             desired[key] = Desired(destination.encode(obj, row), address)
         except EncodingError as exc:
             record = OutgoingRecord(key, {}, "", UPDATE, address)
             invalid.append((record, RecordResult.failed(key, "ENCODING_ERROR", str(exc))))
-    for key, others in sorted(shared_addresses(desired).items()):
+    # Many tasks may hang on one contact; two rows writing onto one record is an export error.
+    for key, others in sorted(({} if creating else shared_addresses(desired)).items()):
         wanted = desired.pop(key)
         reason = f"{wanted.address.token()} is also the CRM record of {', '.join(others[:3])}; fix the export"
         invalid.append((OutgoingRecord(key, wanted.payload, "", NEW, wanted.address),
                         RecordResult.failed(key, "duplicate_target", reason)))  # fmt: skip
     confirmed = confirmed_state(conn, scope)
+    if creating:
+        plan = plan_creates(desired, confirmed)
+        attempts = create_attempts(conn, scope)
+        uncertain = {k: sent for k, sent in attempts.items() if k not in confirmed}
+        stale = tuple(sorted(k for k in attempts if k in confirmed))
+        return Planned(plan, len(rows), len(unmatched), invalid, 0, {}, uncertain, stale)
     plan = plan_changes(
         desired,
         confirmed,
@@ -274,6 +320,10 @@ def send_with_split(destination: Destination, obj: ObjectMapping, batch: list[Ou
         current = pending.pop(0)
         try:
             results = destination.send_batch(obj, current)
+        except OutcomeUnknown as exc:
+            # Sent, unanswered: the records may exist now. Never split or resend here (that could create twice).
+            outcome.results.extend((r, RecordResult.failed(r.key, OUTCOME_UNKNOWN, str(exc))) for r in current)
+            continue
         except (BatchConflict, BatchInvalid) as exc:
             if len(current) == 1:
                 code = exc.code if isinstance(exc, BatchInvalid) else "CONFLICT"
@@ -299,16 +349,29 @@ def send_with_split(destination: Destination, obj: ObjectMapping, batch: list[Ou
 MOOT_CLEAR_CODES = {NOT_FOUND, "CANNOT_UPDATE_CONVERTED_LEAD"}
 
 
+# Create mode: answers that leave open whether the record was created.
+UNKNOWN_CODES = {OUTCOME_UNKNOWN, "UNCONFIRMED"}
+
+
 class _Run:
     """Mutable bookkeeping of one run, folded into a SyncReport at the end."""
 
-    def __init__(self, report: SyncReport, writer: StateWriter, options: SyncOptions) -> None:
+    def __init__(
+        self, report: SyncReport, writer: StateWriter, options: SyncOptions, *, divert_unknown: bool = False
+    ) -> None:
         self.report, self.writer, self.options = report, writer, options
+        # Create mode: unanswered creates are held back here (to be looked up), not recorded as rejects yet.
+        self.divert_unknown = divert_unknown
+        self.unknown: list[OutgoingRecord] = []
 
     def absorb(self, outcome: BatchOutcome, *, sent: bool = True) -> None:
         """Count and record results; ``sent=False`` for rejects decided before anything reached the CRM."""
         report = self.report
         for record, result in outcome.results:
+            if self.divert_unknown and not result.ok and result.error_code in UNKNOWN_CODES:
+                report.sent += sent
+                self.unknown.append(record)
+                continue
             report.sent += sent
             if record.action in CLEARING and result.error_code in MOOT_CLEAR_CODES:
                 # The record is gone from the CRM, or can no longer be written (a converted Lead): there is
@@ -433,6 +496,10 @@ def sync_object(
         mode=target.mode,
         dry_run=dry_run,
     )
+    if not obj.enabled:
+        report.status, report.message = "disabled", "enabled: false in the mapping; nothing was read or sent"
+        log.info("%s %s: mapping object %r is disabled; skipped", destination.name, target.object, obj.name)
+        return report
     stats_before = destination.stats.snapshot()
     writer: StateWriter | None = None
     try:
@@ -458,12 +525,15 @@ def sync_object(
             report.samples = samples(plan.changes, options.sample_size)
         else:
             writer.forget(plan.forget)
+            settle_attempts(conn, scope, planned.stale_attempts)
             pending = [c.key for c in plan.changes] + [record.key for record, _ in planned.invalid]
             forget_resolved_rejects(conn, scope, pending)
             for record, result in planned.invalid:
                 log.warning("%s %s rejected %s: %s", destination.name, target.object, record.key, result.message)
                 writer.add(record, result)
-            if plan.changes:
+            if plan.changes and target.mode == CREATE:
+                _send_creates(conn, destination, obj, planned, report, writer, options)
+            elif plan.changes:
                 _send(destination, obj, planned, report, writer, options)
         if report.status == "complete" and report.failed:
             report.status = "partial"
@@ -509,12 +579,113 @@ def _send(
         _send_batches(destination, obj, sendable, run)
 
 
+def _send_creates(
+    conn: duckdb.DuckDBPyConnection,
+    destination: Destination,
+    obj: ObjectMapping,
+    planned: Planned,
+    report: SyncReport,
+    writer: StateWriter,
+    options: SyncOptions,
+) -> None:
+    """Create mode: every key becomes one CRM record, exactly once (see the module docstring).
+
+    Keys with an unsettled earlier attempt are looked up first — before anything else may reject them, since
+    their record may exist whatever the export says now. Each round writes its keys ahead, sends, records
+    the answers, then settles the keys whose outcome is known; unanswered creates are looked up (after the
+    CRM's lookup has caught up) and only the ones it does not hold are sent in the next round.
+    """
+    run = _Run(report, writer, options, divert_unknown=True)
+    scope = writer.scope
+    changes = list(planned.plan.changes)
+    unsettled: set[str] = set()  # keys whose attempt row must stay: their record may exist
+    try:
+        destination.prepare(obj)
+        earlier = [c for c in changes if c.key in planned.uncertain]
+        if earlier:
+            _wait_for_lookup(destination, max(planned.uncertain[c.key] for c in earlier))
+            absent = _look_up(destination, obj, earlier, run, unsettled)
+            changes = sorted([c for c in changes if c.key not in planned.uncertain] + absent, key=lambda c: c.key)
+        changes = _find_by_email(destination, obj, changes, {}, run, claims=False)
+    except DailyLimitReached as exc:
+        unsettled |= {c.key for c in changes if c.key in planned.uncertain}
+        run.absorb(BatchOutcome(deferred=changes, stopped=str(exc)))
+        return
+    sendable: list[OutgoingRecord] = []
+    for change in changes:
+        reject = destination.check(obj, change)
+        if reject is None:
+            sendable.append(change)
+        else:
+            run.absorb(BatchOutcome(results=[(change, reject)]), sent=False)
+    touched = {c.key for c in planned.plan.changes}
+    for round_number in range(1, max(1, options.create_rounds) + 1):
+        if not sendable:
+            break
+        record_attempts(conn, scope, [c.key for c in sendable], report.run_id)
+        _send_batches(destination, obj, sendable, run)  # a crash here leaves the attempts: next run looks up
+        unanswered, run.unknown = run.unknown, []
+        if not unanswered:
+            break
+        log.warning("%s %s: %d creates were sent without an answer; looking them up before any resend",
+                    report.destination, report.crm_object, len(unanswered))  # fmt: skip
+        if round_number == options.create_rounds:
+            _unresolved(run, unanswered, unsettled, "still unanswered after the last round; the next run looks it up")
+            break
+        _wait_for_lookup(destination, now())
+        sendable = _look_up(destination, obj, unanswered, run, unsettled)
+    writer.flush()  # the outcomes are durable before their attempt rows go
+    settle_attempts(conn, scope, sorted(touched - unsettled))
+
+
+def _wait_for_lookup(destination: Destination, sent_at: Any) -> None:
+    """Let the CRM's lookup catch up with a write sent at ``sent_at`` (HubSpot's search index trails)."""
+    settle = getattr(destination, "lookup_settle_seconds", 0.0)
+    waited = (now() - sent_at).total_seconds()
+    if settle > waited:
+        log.info("waiting %.1fs for %s's lookup to catch up with recent writes", settle - waited, destination.name)
+        time.sleep(settle - waited)
+
+
+def _look_up(
+    destination: Destination, obj: ObjectMapping, records: list[OutgoingRecord], run: _Run, unsettled: set[str]
+) -> list[OutgoingRecord]:
+    """Confirm the records an earlier attempt created; return the ones the CRM does not hold (to create).
+    When the lookup itself fails, nothing is created: the records stay unsettled for the next run."""
+    try:
+        found = destination.find_created(obj, [r.key for r in records])
+    except (RequestFailed, DailyLimitReached) as exc:
+        _unresolved(run, records, unsettled, f"could not look up whether an earlier attempt created it: {exc}")
+        if isinstance(exc, DailyLimitReached):
+            run.absorb(BatchOutcome(stopped=str(exc)))
+        return []
+    confirmed = [(r, RecordResult(r.key, True, created=True, crm_id=found[r.key])) for r in records if r.key in found]
+    if confirmed:
+        log.info("%s %s: %d records were created by an earlier, unanswered attempt; not created again",
+                 run.report.destination, run.report.crm_object, len(confirmed))  # fmt: skip
+    run.absorb(BatchOutcome(results=confirmed), sent=False)
+    return [r for r in records if r.key not in found]
+
+
+def _unresolved(run: _Run, records: list[OutgoingRecord], unsettled: set[str], reason: str) -> None:
+    """Records whose creation is in doubt: kept as OUTCOME_UNKNOWN rejects, their attempt rows kept."""
+    unsettled |= {r.key for r in records}
+    results = [(r, RecordResult.failed(r.key, OUTCOME_UNKNOWN, reason)) for r in records]
+    divert, run.divert_unknown = run.divert_unknown, False
+    try:
+        run.absorb(BatchOutcome(results=results), sent=False)
+    finally:
+        run.divert_unknown = divert
+
+
 def _find_by_email(
     destination: Destination,
     obj: ObjectMapping,
     changes: list[OutgoingRecord],
     owners: Mapping[str, str],
     run: _Run,
+    *,
+    claims: bool = True,
 ) -> list[OutgoingRecord]:
     """Records addressed by e-mail (no id in the export) are looked up first, then sent by the id found.
 
@@ -537,7 +708,7 @@ def _find_by_email(
         if record_id is None:
             reason = f"no {address.object} record has this row's e-mail address"
             rejects.append((change, RecordResult.failed(change.key, NOT_FOUND, reason)))
-        elif claimed.setdefault(record_id, change.key) != change.key:
+        elif claims and claimed.setdefault(record_id, change.key) != change.key:
             reason = f"its e-mail address finds {address.object} {record_id}, which {claimed[record_id]} writes onto"
             rejects.append((change, RecordResult.failed(change.key, "duplicate_target", reason)))
         else:

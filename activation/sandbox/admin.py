@@ -27,7 +27,7 @@ ADJUSTABLE_LIMITS = (
     "salesforce_per_app_limit",
     "salesforce_token_lifetime",
 )
-HUBSPOT_TYPES = ("contacts", "companies")
+HUBSPOT_TYPES = ("contacts", "companies", "tasks")
 SALESFORCE_OBJECTS = ("Lead", "Contact", "Account")
 
 
@@ -44,6 +44,10 @@ class AdminApi:
             ("POST", "limits/reset", self.reset_limits),
             ("GET", "counts", self.counts),
             ("POST", "salesforce/expire-tokens", self.expire_tokens),
+            # before hubspot/{object_type}/...: owners are not records
+            ("GET", "hubspot/owners", self.hubspot_owners),
+            ("POST", "hubspot/owners/seed", self.seed_hubspot_owners),
+            ("POST", "hubspot/owners/{id}/archive", self.archive_hubspot_owner),
             ("GET", "hubspot/{object_type}/objects", self.hubspot_objects),
             ("POST", "hubspot/{object_type}/seed", self.seed_hubspot),
             ("DELETE", "hubspot/{object_type}/objects/{id}", self.delete_hubspot),
@@ -113,6 +117,24 @@ class AdminApi:
 
     def salesforce_records(self, request: Request) -> Response:
         return json_response(200, {"records": self.app.salesforce.records.dump(request.params["sobject"])})
+
+    def hubspot_owners(self, request: Request) -> Response:
+        return json_response(200, {"results": self.app.hubspot.owners.dump()})
+
+    def seed_hubspot_owners(self, request: Request) -> Response:
+        try:
+            inserted = self.app.hubspot.owners.seed(_json_object(request).get("records"))
+        except ValueError as exc:
+            return plain_error(400, str(exc))
+        return json_response(200, {"inserted": inserted})
+
+    def archive_hubspot_owner(self, request: Request) -> Response:
+        archived = _json_object(request).get("archived", True)
+        if not isinstance(archived, bool):
+            return plain_error(400, "archived must be true or false")
+        if not self.app.hubspot.owners.set_archived(request.params["id"], archived):
+            return plain_error(404, f"no HubSpot owner {request.params['id']}")
+        return json_response(200, {"archived": archived})
 
     def seed_hubspot(self, request: Request) -> Response:
         records = _json_object(request).get("records")
@@ -206,6 +228,18 @@ class SandboxAdmin:
 
     def hubspot_objects(self, object_type: str) -> list[dict[str, Any]]:
         return self._call("GET", f"hubspot/{object_type}/objects")["results"]
+
+    def hubspot_owners(self) -> list[dict[str, Any]]:
+        """Every owner, archived ones included, as ``GET /crm/v3/owners`` shows them."""
+        return self._call("GET", "hubspot/owners")["results"]
+
+    def seed_hubspot_owners(self, records: list[dict[str, Any]]) -> int:
+        """Insert owners (``{"id", "email", "firstName", "lastName", "userId", "archived"}``); returns how many."""
+        return self._call("POST", "hubspot/owners/seed", {"records": records})["inserted"]
+
+    def archive_hubspot_owner(self, owner_id: str, archived: bool = True) -> None:
+        """Deactivate an owner (as removing the user in HubSpot does), or reactivate it."""
+        self._call("POST", f"hubspot/owners/{owner_id}/archive", {"archived": archived})
 
     def seed_hubspot(self, object_type: str, records: list[dict[str, Any]]) -> int:
         """Insert records (``{"id", "properties"}``) whose id is not held yet; returns how many."""

@@ -27,6 +27,7 @@ ALL_HUBSPOT_SCOPES = (
     "crm.schemas.contacts.write",
     "crm.schemas.companies.read",
     "crm.schemas.companies.write",
+    "crm.objects.owners.read",
 )
 
 DEFAULT_HUBSPOT_TOKEN = "pat-sandbox-0000-leadscore"
@@ -52,6 +53,10 @@ class FaultConfig:
     ``p_concurrent_limit`` refuses a Salesforce data request with the short-lived concurrent-request
     ``REQUEST_LIMIT_EXCEEDED`` before processing it (not charged to the daily allocation).
     ``bulk_fail_after`` makes every Bulk job process that many rows and then end ``Failed``.
+    ``p_5xx_after_commit`` processes a request (its writes commit) and then answers 502/503/504 instead of the
+    result; ``p_disconnect_after_commit`` processes it and then closes the connection without an answer. With
+    ``p_timeout`` they are the ways a write lands without its client hearing so: what breaks exactly-once
+    creation when a client simply resends.
     """
 
     seed: int = 0
@@ -63,6 +68,8 @@ class FaultConfig:
     p_conflict: float = 0.0
     p_empty_2xx: float = 0.0
     p_concurrent_limit: float = 0.0
+    p_5xx_after_commit: float = 0.0
+    p_disconnect_after_commit: float = 0.0
     latency: float = 0.0
     conflict_keys: list[str] = field(default_factory=list)
     reject_keys: list[str] = field(default_factory=list)
@@ -113,6 +120,9 @@ class SandboxConfig:
     hubspot_max_per_window: int | None = None  # None: from the tier
     hubspot_daily_limit: int | None = None  # None: from the tier
     hubspot_max_unique_properties: int = 10
+    hubspot_search_per_second: int = 5  # the CRM search API's own limit, per token
+    # HubSpot's search index trails writes: an object created this recently is not found by search yet.
+    hubspot_search_lag_seconds: float = 0.0
     # None: the state file's own, drawn when it is created (each sandbox is its own portal and org).
     hubspot_portal_id: int | None = None
 
@@ -128,6 +138,7 @@ class SandboxConfig:
     # Deploy the leadscore custom fields of the default mapping at start (as an admin would have done).
     salesforce_deploy_leadscore_fields: bool = True
     salesforce_bulk_polls_before_complete: int = 1
+    salesforce_query_batch_size: int = 2000  # SOQL records per page before nextRecordsUrl
     salesforce_org_id: str | None = None  # None: the state file's own, like the portal id
     salesforce_user_id: str = DEFAULT_SALESFORCE_USER_ID
     salesforce_my_domain: str = DEFAULT_MY_DOMAIN  # served under {url}/my/{salesforce_my_domain}

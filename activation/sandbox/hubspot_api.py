@@ -22,6 +22,8 @@ from typing import Any
 
 from activation.sandbox.config import SandboxConfig
 from activation.sandbox.faults import FaultDice
+from activation.sandbox.hubspot_owners import OWNER_PROPERTY, HubSpotOwners
+from activation.sandbox.hubspot_search import SecondlyLimit, parse_search, search_rate_limited, visible
 from activation.sandbox.hubspot_values import canonical_value, value_problem
 from activation.sandbox.shapes import hubspot_error
 from activation.sandbox.store import Store, select_in
@@ -30,9 +32,19 @@ from activation.sandbox.web import Refusal, Request, Response, Router, json_obje
 log = logging.getLogger(__name__)
 
 MAX_BATCH_INPUTS = 100
-OBJECT_TYPES = {"contacts": "contacts", "0-1": "contacts", "companies": "companies", "0-2": "companies"}
-OBJECT_TYPE_IDS = {"contacts": "0-1", "companies": "0-2"}
-SINGULAR = {"contacts": "Contact", "companies": "Company"}
+OBJECT_TYPES = {
+    "contacts": "contacts", "0-1": "contacts", "companies": "companies", "0-2": "companies", "tasks": "tasks",
+    "0-27": "tasks",
+}  # fmt: skip
+OBJECT_TYPE_IDS = {"contacts": "0-1", "companies": "0-2"}  # the records the company's CRM is made of (counts)
+TYPE_IDS = {**OBJECT_TYPE_IDS, "tasks": "0-27"}
+SINGULAR = {"contacts": "Contact", "companies": "Company", "tasks": "Task"}
+# Tasks are engagements: HubSpot guards them with the contacts scopes.
+SCOPE_OF = {"tasks": "contacts"}
+# HUBSPOT_DEFINED association type id -> (from object type, to object type).
+ASSOCIATION_TYPES = {204: ("tasks", "contacts"), 192: ("tasks", "companies")}
+# Properties an object cannot be created without.
+REQUIRED_ON_CREATE = {"tasks": ("hs_timestamp",)}
 VALID_FIELD_TYPES = {
     "string": {"text", "textarea", "phonenumber", "html", "file"},
     "number": {"number"},
@@ -52,6 +64,7 @@ BUILTIN_PROPERTIES: dict[str, list[tuple[str, str, str, bool, bool]]] = {
         ("hs_object_id", "number", "number", False, True),
         ("createdate", "datetime", "date", False, True),
         ("lastmodifieddate", "datetime", "date", False, True),
+        (OWNER_PROPERTY, "enumeration", "select", False, False),
     ],
     "companies": [
         ("name", "string", "text", False, False),
@@ -60,9 +73,29 @@ BUILTIN_PROPERTIES: dict[str, list[tuple[str, str, str, bool, bool]]] = {
         ("hs_object_id", "number", "number", False, True),
         ("createdate", "datetime", "date", False, True),
         ("lastmodifieddate", "datetime", "date", False, True),
+        (OWNER_PROPERTY, "enumeration", "select", False, False),
+    ],
+    "tasks": [
+        ("hs_timestamp", "datetime", "date", False, False),
+        ("hs_task_subject", "string", "text", False, False),
+        ("hs_task_body", "string", "html", False, False),
+        ("hs_task_status", "enumeration", "select", False, False),
+        ("hs_task_priority", "enumeration", "select", False, False),
+        ("hs_task_type", "enumeration", "select", False, False),
+        ("hs_task_reminders", "string", "text", False, False),
+        (OWNER_PROPERTY, "enumeration", "select", False, False),
+        ("hs_object_id", "number", "number", False, True),
+        ("hs_createdate", "datetime", "date", False, True),
+        ("hs_lastmodifieddate", "datetime", "date", False, True),
     ],
 }
-BUILTIN_GROUPS = {"contacts": "contactinformation", "companies": "companyinformation"}
+# The options of HubSpot-defined dropdowns (hubspot_owner_id's are the owners themselves, checked on write).
+BUILTIN_OPTIONS = {
+    ("tasks", "hs_task_status"): ["NOT_STARTED", "IN_PROGRESS", "WAITING", "COMPLETED", "DEFERRED"],
+    ("tasks", "hs_task_priority"): ["NONE", "LOW", "MEDIUM", "HIGH"],
+    ("tasks", "hs_task_type"): ["CALL", "EMAIL", "TODO", "LINKED_IN", "MEETING"],
+}
+BUILTIN_GROUPS = {"contacts": "contactinformation", "companies": "companyinformation", "tasks": "task"}
 _PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _HUBSPOT_ID = re.compile(r"^[1-9][0-9]{0,17}$")
 
@@ -90,6 +123,7 @@ class BatchInput:
     properties: dict[str, str]
     trace: str | None
     id_property: str | None
+    associations: tuple[tuple[str, int], ...] = ()  # create only: (target record id, association type id)
 
 
 class HubSpotApi:
@@ -97,6 +131,8 @@ class HubSpotApi:
         self.store = store
         self.config = config
         self._dice_provider = dice_provider  # returns the current FaultDice (replaced when the seed changes)
+        self.owners = HubSpotOwners(store)
+        self._search_limit = SecondlyLimit()
         self._seed_builtins()
         with self.store.lock:
             row = self.store.conn.execute("SELECT coalesce(max(id), 0) FROM hs_objects").fetchone()
@@ -117,12 +153,13 @@ class HubSpotApi:
                 conn.executemany(
                     "INSERT OR IGNORE INTO hs_properties (object_type, name, label, type, field_type, group_name,"
                     " description, has_unique_value, options, hubspot_defined, read_only, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, '', ?, '[]', 1, ?, ?)",
+                    " VALUES (?, ?, ?, ?, ?, ?, '', ?, ?, 1, ?, ?)",
                     [
-                        (object_type, name, name, typ, field_type, group, int(unique), int(ro), now_iso())
+                        (object_type, name, name, typ, field_type, group, int(unique),
+                         _options_json(BUILTIN_OPTIONS.get((object_type, name), [])), int(ro), now_iso())
                         for name, typ, field_type, unique, ro in props
                     ],
-                )
+                )  # fmt: skip
 
     def register(self, router: Router) -> None:
         base = "/crm/v3"
@@ -136,7 +173,12 @@ class HubSpotApi:
             ("POST", "objects/{object_type}/batch/upsert", "hubspot.batch.upsert", self.batch_upsert),
             ("POST", "objects/{object_type}/batch/update", "hubspot.batch.update", self.batch_update),
             ("POST", "objects/{object_type}/batch/read", "hubspot.batch.read", self.batch_read),
+            ("POST", "objects/{object_type}/search", "hubspot.search", self.search),
+            ("POST", "objects/{object_type}", "hubspot.objects.create", self.create_one),
+            ("GET", "objects/{object_type}/{id}", "hubspot.objects.get", self.get_one),
         ]
+        router.add("GET", f"{base}/owners", "hubspot.owners.list", self.owners.list)
+        router.add("GET", f"{base}/owners/{{id}}", "hubspot.owners.get", self.owners.get)
         for method, path, name, handler in routes:
             router.add(method, f"{base}/{path}", name, _resolving_object_type(handler))
         router.add("GET", "/account-info/v3/details", "hubspot.account.details", self.account_details)
@@ -148,9 +190,12 @@ class HubSpotApi:
         """The scope a route needs; None for the account-info endpoints (any valid token may call them)."""
         if route.startswith("hubspot.account."):
             return None
+        if route.startswith("hubspot.owners."):
+            return "crm.objects.owners.read"
         kind = "schemas" if route.startswith(("hubspot.groups", "hubspot.properties")) else "objects"
-        access = "read" if route.endswith((".list", ".get", ".read")) else "write"
-        return f"crm.{kind}.{OBJECT_TYPES.get(object_type, object_type)}.{access}"
+        access = "read" if route.endswith((".list", ".get", ".read", ".search")) else "write"
+        canonical = OBJECT_TYPES.get(object_type, object_type)
+        return f"crm.{kind}.{SCOPE_OF.get(canonical, canonical)}.{access}"
 
     # --- account info --------------------------------------------------------------------------------
     def account_details(self, request: Request) -> Response:
@@ -294,7 +339,82 @@ class HubSpotApi:
         return self._batch_write(request, object_type, "update")
 
     def _batch_write(self, request: Request, object_type: str, mode: str) -> Response:
-        inputs = _parse_inputs(_json_object(request), mode)
+        return self._write_inputs(_parse_inputs(_json_object(request), mode), object_type, mode)
+
+    def create_one(self, request: Request, object_type: str) -> Response:
+        """``POST /crm/v3/objects/{type}``: one record (with its associations); 201 and the record."""
+        body = _json_object(request)
+        unknown = sorted(set(body) - {"properties", "associations", "objectWriteTraceId"})
+        if unknown:
+            raise Refusal(_invalid_input(f"unknown field {unknown[0]!r}"))
+        response = self._write_inputs(_parse_inputs({"inputs": [body]}, "create"), object_type, "create")
+        if response.status == 207:  # the one record failed: a plain error for a single create
+            error = json.loads(response.body)["errors"][0]
+            return hubspot_error(400, error["message"], error["category"], errors=error.get("errors", []))
+        if response.status != 200:
+            return response
+        result = json.loads(response.body)["results"][0]
+        return json_response(201, result)
+
+    def get_one(self, request: Request, object_type: str) -> Response:
+        """``GET /crm/v3/objects/{type}/{id}``: ``properties`` and ``associations`` as comma-separated lists."""
+        number = normalize_hubspot_id(request.params["id"])
+        wanted = [p for p in (request.query.get("properties") or [""])[0].split(",") if p]
+        linked = [OBJECT_TYPES.get(t, t) for t in (request.query.get("associations") or [""])[0].split(",") if t]
+        with self.store.lock:
+            row = None
+            if number is not None:
+                row = self.store.conn.execute(
+                    "SELECT * FROM hs_objects WHERE object_type = ? AND id = ? AND archived = 0",
+                    (object_type, int(number)),
+                ).fetchone()
+            if row is None:
+                return hubspot_error(404, "Object not found. objectId are usually numeric.", "OBJECT_NOT_FOUND")
+            result = _object_json(row, wanted)
+            if linked:
+                result["associations"] = self._associations_json(self.store.conn, object_type, row["id"], linked)
+        return json_response(200, result)
+
+    def search(self, request: Request, object_type: str) -> Response:
+        """``POST /crm/v3/objects/{type}/search`` (see :mod:`activation.sandbox.hubspot_search`)."""
+        if not self._search_limit.allow(request.bearer_token() or "", self.config.hubspot_search_per_second):
+            return search_rate_limited()
+        body = _json_object(request)
+        with self.store.lock:
+            properties = _load_properties(self.store.conn, object_type)
+            query = parse_search(body, set(properties))
+            rows = self.store.conn.execute(
+                "SELECT * FROM hs_objects WHERE object_type = ? AND archived = 0 ORDER BY id", (object_type,)
+            ).fetchall()
+        lag = self.config.hubspot_search_lag_seconds
+        found = []
+        for row in rows:
+            stored = {**json.loads(row["properties"]), "hs_object_id": str(row["id"])}
+            if visible(row["created_at"], lag) and query.matches(stored):
+                found.append(row)
+        page = found[query.after : query.after + query.limit]
+        wanted = list(query.properties) or _DEFAULT_SEARCH_PROPERTIES.get(object_type, [])
+        payload: dict[str, Any] = {"total": len(found), "results": [_object_json(r, wanted) for r in page]}
+        if query.after + query.limit < len(found):
+            payload["paging"] = {"next": {"after": str(query.after + query.limit)}}
+        return json_response(200, payload)
+
+    def _associations_json(
+        self, conn: sqlite3.Connection, object_type: str, object_id: int, linked: list[str]
+    ) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for to_type in linked:
+            rows = conn.execute(
+                "SELECT to_id, type_id FROM hs_associations WHERE from_type = ? AND from_id = ? AND to_type = ?"
+                " ORDER BY to_id",
+                (object_type, object_id, to_type),
+            ).fetchall()
+            if rows:
+                label = f"{SINGULAR.get(object_type, object_type).lower()}_to_{SINGULAR.get(to_type, to_type).lower()}"
+                found[to_type] = {"results": [{"id": str(r[0]), "type": label} for r in rows]}
+        return found
+
+    def _write_inputs(self, inputs: list[BatchInput], object_type: str, mode: str) -> Response:
         faults = self.config.faults
         keys = [item.key or item.trace or str(n) for n, item in enumerate(inputs)]
         request_key = json.dumps(keys)
@@ -307,7 +427,11 @@ class HubSpotApi:
 
         with self.store.transaction() as conn:
             properties = _load_properties(conn, object_type)
-            problem = _check_batch(inputs, properties, object_type, mode)
+            owner_values = {i.properties[OWNER_PROPERTY] for i in inputs if i.properties.get(OWNER_PROPERTY)}
+            owners = self.owners.active_among(conn, owner_values)
+            problem = _check_batch(inputs, properties, object_type, mode, owners) or _association_problem(
+                conn, object_type, inputs
+            )
             if problem:
                 return problem
             inputs = [_canonical_input(item) for item in inputs]
@@ -326,6 +450,14 @@ class HubSpotApi:
                 else:
                     accepted.append((item, target))
             results = self._write(conn, object_type, accepted, mode, properties)
+            conn.executemany(
+                "INSERT OR IGNORE INTO hs_associations VALUES (?, ?, ?, ?, ?)",
+                [
+                    (object_type, int(result["id"]), ASSOCIATION_TYPES[type_id][1], int(to_id), type_id)
+                    for (item, _), result in zip(accepted, results, strict=True)
+                    for to_id, type_id in item.associations
+                ],
+            )
         payload: dict[str, Any] = {"status": "COMPLETE", "results": results, **_timestamps()}
         if errors:
             payload.update(numErrors=len(errors), errors=errors)
@@ -531,8 +663,16 @@ def _timestamps() -> dict[str, str]:
 
 def _object_type(name: str) -> str:
     if name not in OBJECT_TYPES:
-        raise ValueError(f"unknown HubSpot object type {name!r} (known: contacts, companies)")
+        raise ValueError(f"unknown HubSpot object type {name!r} (known: contacts, companies, tasks)")
     return OBJECT_TYPES[name]
+
+
+# What a search answers with when no properties are asked for.
+_DEFAULT_SEARCH_PROPERTIES = {
+    "contacts": ["createdate", "email", "firstname", "lastmodifieddate", "lastname"],
+    "companies": ["createdate", "domain", "name", "lastmodifieddate"],
+    "tasks": ["hs_createdate", "hs_lastmodifieddate", "hs_task_subject", "hs_timestamp"],
+}
 
 
 def _resolving_object_type(handler: Callable[[Request, str], Response]) -> Callable[[Request], Response]:
@@ -594,8 +734,79 @@ def _parse_inputs(body: dict[str, Any], mode: str) -> list[BatchInput]:
                 raise Refusal(_invalid_input(f"property {name!r} must be a string, got {type(value).__name__}"))
         if trace is not None and not isinstance(trace, str):
             raise Refusal(_invalid_input("objectWriteTraceId must be a string"))
-        parsed.append(BatchInput(key or "", props, trace, id_property))
+        associations = _parse_associations(item.get("associations"), mode)
+        parsed.append(BatchInput(key or "", props, trace, id_property, associations))
     return parsed
+
+
+def _parse_associations(raw: Any, mode: str) -> tuple[tuple[str, int], ...]:
+    """``[{"to": {"id"}, "types": [{"associationCategory", "associationTypeId"}]}]`` (create only)."""
+    if raw is None:
+        return ()
+    if mode != "create":
+        raise Refusal(_invalid_input("associations are only accepted when creating records"))
+    if not isinstance(raw, list):
+        raise Refusal(_invalid_input("'associations' must be a list"))
+    found = []
+    for entry in raw:
+        target = entry.get("to") if isinstance(entry, dict) else None
+        types = entry.get("types") if isinstance(entry, dict) else None
+        if (
+            not isinstance(target, dict)
+            or not isinstance(target.get("id"), str | int)
+            or isinstance(target.get("id"), bool)
+        ):
+            raise Refusal(_invalid_input("each association needs 'to': {'id': ...}"))
+        if not isinstance(types, list) or not types:
+            raise Refusal(_invalid_input("each association needs a non-empty 'types' list"))
+        for kind in types:
+            category = kind.get("associationCategory") if isinstance(kind, dict) else None
+            type_id = kind.get("associationTypeId") if isinstance(kind, dict) else None
+            if not isinstance(type_id, int) or isinstance(type_id, bool) or not isinstance(category, str):
+                raise Refusal(_invalid_input("association types need 'associationCategory' and an integer "
+                                             "'associationTypeId'"))  # fmt: skip
+            if category != "HUBSPOT_DEFINED" or type_id not in ASSOCIATION_TYPES:
+                known = sorted(ASSOCIATION_TYPES)
+                message = f"Invalid association type {category}/{type_id} (the sandbox knows {known})"
+                raise Refusal(hubspot_error(400, message, "VALIDATION_ERROR"))
+            found.append((str(target["id"]).strip(), type_id))
+    return tuple(found)
+
+
+def _association_problem(conn: sqlite3.Connection, object_type: str, inputs: list[BatchInput]) -> Response | None:
+    """Every association must fit the object type and point at a record that exists, else the batch fails."""
+    wanted: dict[str, set[int]] = {}
+    problems = []
+    for item in inputs:
+        for to_id, type_id in item.associations:
+            from_type, to_type = ASSOCIATION_TYPES[type_id]
+            number = normalize_hubspot_id(to_id)
+            if from_type != object_type:
+                return hubspot_error(
+                    400, f"association type {type_id} links {from_type} to {to_type}, not {object_type}",
+                    "VALIDATION_ERROR",
+                )  # fmt: skip
+            if number is None:
+                problems.append((to_type, to_id))
+            else:
+                wanted.setdefault(to_type, set()).add(int(number))
+    for to_type, numbers in wanted.items():
+        sql = "SELECT id FROM hs_objects WHERE object_type = ? AND archived = 0 AND id IN ({})"
+        held = {r[0] for r in select_in(conn, sql, (to_type,), sorted(numbers))}
+        problems += [(to_type, str(n)) for n in sorted(numbers - held)]
+    if not problems:
+        return None
+    listed = ", ".join(f"{SINGULAR.get(t, t).lower()} {i}" for t, i in problems[:10])
+    message = f"One or more associations are invalid: {listed} not found"
+    errors = [
+        {"message": f"{SINGULAR.get(t, t)} {i} does not exist", "code": "INVALID_ASSOCIATION"} for t, i in problems
+    ]
+    return hubspot_error(400, message, "VALIDATION_ERROR", errors=errors)
+
+
+def _options_json(values: list[str]) -> str:
+    options = [{"label": v.replace("_", " ").title(), "value": v, "displayOrder": n} for n, v in enumerate(values)]
+    return json.dumps(options)
 
 
 def _load_properties(conn: sqlite3.Connection, object_type: str) -> dict[str, sqlite3.Row]:
@@ -610,13 +821,13 @@ def _is_unique(properties: dict[str, sqlite3.Row], name: str) -> bool:
 def _non_unique(object_type: str, name: str) -> Response:
     return hubspot_error(
         400,
-        f"Unable to perform update/upsert by non-unique {OBJECT_TYPE_IDS[object_type]} property {name}",
+        f"Unable to perform update/upsert by non-unique {TYPE_IDS[object_type]} property {name}",
         "VALIDATION_ERROR",
     )
 
 
 def _check_batch(
-    inputs: list[BatchInput], properties: dict[str, sqlite3.Row], object_type: str, mode: str
+    inputs: list[BatchInput], properties: dict[str, sqlite3.Row], object_type: str, mode: str, owners: set[str]
 ) -> Response | None:
     """Whole-batch problems: the idProperty, then every property problem at once, then duplicate ids."""
     id_properties = {i.id_property for i in inputs}
@@ -627,7 +838,11 @@ def _check_batch(
         return hubspot_error(400, "Upsert inputs need an 'idProperty'", "VALIDATION_ERROR")
     if id_property is not None and not _is_unique(properties, id_property):
         return _non_unique(object_type, id_property)
-    problems = _property_problems(inputs, properties, id_property if mode == "upsert" else None)
+    problems = _property_problems(inputs, properties, id_property if mode == "upsert" else None, owners)
+    if mode == "create":
+        for name in REQUIRED_ON_CREATE.get(object_type, ()):
+            if any(not item.properties.get(name) for item in inputs):
+                problems.append(("REQUIRED_FIELD", name, f"{name} is required to create a {object_type[:-1]}"))
     if problems:
         return _invalid_values(problems)
     ids = [canonical_value(id_property, i.key) if id_property else normalize_hubspot_id(i.key) or i.key for i in inputs]
@@ -639,7 +854,10 @@ def _check_batch(
 
 
 def _property_problems(
-    inputs: list[BatchInput], properties: dict[str, sqlite3.Row], written_id_property: str | None
+    inputs: list[BatchInput],
+    properties: dict[str, sqlite3.Row],
+    written_id_property: str | None,
+    owners: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> list[tuple[str, str, str]]:
     """``(code, property, message)`` for every unknown, read-only or invalid value in the batch, in order.
 
@@ -657,6 +875,9 @@ def _property_problems(
                 problems.append(("PROPERTY_DOESNT_EXIST", name, f'Property "{name}" does not exist'))
             elif prop["read_only"]:
                 problems.append(("READ_ONLY_VALUE", name, f"{name} is a read only property; its value cannot be set."))
+            elif name == OWNER_PROPERTY:  # its options are the active owners
+                if value and value not in owners:
+                    problems.append(("INVALID_OWNER_ID", name, f"{value} is not a valid owner id"))
             else:
                 found = value_problem(prop, canonical_value(name, value))
                 if found:
@@ -679,7 +900,8 @@ def _canonical_input(item: BatchInput) -> BatchInput:
     """The input with e-mails as HubSpot stores them (trimmed, lower case), in the properties and the id."""
     key = canonical_value(item.id_property, item.key) if item.id_property else item.key
     props = {name: canonical_value(name, value) for name, value in item.properties.items()}
-    return BatchInput(key, props, item.trace, item.id_property)
+    associations = tuple((normalize_hubspot_id(to) or to, type_id) for to, type_id in item.associations)
+    return BatchInput(key, props, item.trace, item.id_property, associations)
 
 
 def _unique_conflict(
@@ -781,7 +1003,11 @@ def _object_json(row: sqlite3.Row, wanted: list[str]) -> dict[str, Any]:
 
 
 def _property_json(row: sqlite3.Row) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    if row["name"] == OWNER_PROPERTY:  # a dropdown whose options are the owners (GET /crm/v3/owners)
+        extra = {"externalOptions": True, "referencedObjectType": "OWNER"}
     return {
+        **extra,
         "name": row["name"],
         "label": row["label"],
         "type": row["type"],

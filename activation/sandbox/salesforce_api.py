@@ -18,7 +18,14 @@ from activation.sandbox.config import SandboxConfig
 from activation.sandbox.faults import FaultDice
 from activation.sandbox.salesforce_auth import SalesforceAuth
 from activation.sandbox.salesforce_bulk import BulkIngest, check_external_id, sf_json_object
-from activation.sandbox.salesforce_records import RowResult, SalesforceRecords, expected_prefix, json_type_ok
+from activation.sandbox.salesforce_query import QueryCursors, parse_query, run_query
+from activation.sandbox.salesforce_records import (
+    PICKLISTS,
+    RowResult,
+    SalesforceRecords,
+    expected_prefix,
+    json_type_ok,
+)
 from activation.sandbox.shapes import sf_errors
 from activation.sandbox.store import Store
 from activation.sandbox.web import Refusal, Request, Response, Router, json_response
@@ -39,6 +46,7 @@ class SalesforceApi:
         self.auth = SalesforceAuth(config)
         self.records = SalesforceRecords(store, config, dice_provider)
         self.bulk = BulkIngest(store, self.records, config)
+        self.cursors = QueryCursors()
 
     @property
     def base_url(self) -> str:
@@ -54,6 +62,9 @@ class SalesforceApi:
         data = "/services/data/v{version}"
         router.add("GET", f"{data}/sobjects/{{sobject}}/describe", "salesforce.describe", self.describe)
         router.add("PATCH", f"{data}/composite/sobjects", "salesforce.collections.update", self.collections_update)
+        router.add("POST", f"{data}/composite/sobjects", "salesforce.collections.create", self.collections_create)
+        router.add("GET", f"{data}/query", "salesforce.query", self.query)
+        router.add("GET", f"{data}/query/{{id}}", "salesforce.query.more", self.query_more)
         router.add(
             "PATCH",
             f"{data}/composite/sobjects/{{sobject}}/{{field}}",
@@ -75,9 +86,36 @@ class SalesforceApi:
             "custom": False,
             "createable": True,
             "updateable": True,
-            "fields": [_describe_field(f) for f in fields.values()],
+            "fields": [_describe_field(f, PICKLISTS.get((sobject, f["name"]))) for f in fields.values()],
         }
         return json_response(200, payload)
+
+    # --- SOQL ----------------------------------------------------------------------------------------
+    def query(self, request: Request) -> Response:
+        """``GET .../query?q=SELECT ...`` for the subset in :mod:`activation.sandbox.salesforce_query`."""
+        texts = request.query.get("q") or []
+        if len(texts) != 1 or not texts[0].strip():
+            return sf_errors(400, "A query string (q) is required", "MALFORMED_QUERY")
+        query = parse_query(texts[0])
+        with self.store.lock:
+            sobject = self.records.sobject_named(self.store.conn, query.sobject)
+            if sobject is None:
+                message = f"sObject type '{query.sobject}' is not supported."
+                return sf_errors(400, message, "INVALID_TYPE")
+            fields = self.records.fields(self.store.conn, sobject)
+            rows = run_query(fields, query, self.records.live(self.store.conn, sobject))
+        version = request.params["version"]
+        rows = [{"attributes": _attributes(sobject, row.get("Id"), version), **row} for row in rows]
+        size = self.config.salesforce_query_batch_size
+        return json_response(200, self.cursors.page(rows, size, version))
+
+    def query_more(self, request: Request) -> Response:
+        taken = self.cursors.take(request.params["id"])
+        if taken is None:
+            return sf_errors(400, "invalid query locator", "INVALID_QUERY_LOCATOR")
+        rows, total = taken
+        return json_response(200, self.cursors.page(rows, self.config.salesforce_query_batch_size,
+                                                    request.params["version"], total))  # fmt: skip
 
     # --- sObject Collections -------------------------------------------------------------------------
     def collections_upsert(self, request: Request) -> Response:
@@ -96,6 +134,34 @@ class SalesforceApi:
             rows = [_checked_values(fields, sobject, record, exclude=("attributes",)) for record in records]
             outcomes = self.records.upsert(conn, sobject, ext_field, fields, rows)
             results = _finish(conn, [_save_result(o, created=True) for o in outcomes], all_or_none)
+        return json_response(200, results)
+
+    def collections_create(self, request: Request) -> Response:
+        """Create records of one or more types (no Id: Salesforce assigns them); one result per record, in
+        order. As for updates, consecutive records of a type form a chunk and 10 chunks at most are allowed."""
+        records, all_or_none = _collection_body(request)
+        for record in records:
+            if "Id" in record:
+                return sf_errors(400, "Id not allowed when creating records: use PATCH to update", "INVALID_FIELD")
+        chunks = [(sobject, list(group)) for sobject, group in groupby(records, key=lambda r: r["attributes"]["type"])]
+        if len(chunks) > MAX_CHUNKS:
+            message = (
+                "Cannot have more than 10 chunks in a single operation. Please rearrange the data to reduce chunking."
+            )
+            return sf_errors(400, message, "EXCEEDED_MAX_TYPES_LIMIT")
+        with self.store.transaction() as conn:
+            planned = []
+            for sobject, group in chunks:
+                fields = self.records.fields(conn, sobject)
+                if not fields:
+                    return sf_errors(400, f"sObject type '{sobject}' is not supported", "INVALID_TYPE")
+                planned.append(
+                    (sobject, fields, [_checked_values(fields, sobject, r, exclude=("attributes",)) for r in group])
+                )
+            outcomes = [
+                o for sobject, fields, rows in planned for o in self.records.create(conn, sobject, fields, rows)
+            ]
+            results = _finish(conn, [_save_result(o, created=False) for o in outcomes], all_or_none)
         return json_response(200, results)
 
     def collections_update(self, request: Request) -> Response:
@@ -204,8 +270,18 @@ def _finish(conn: sqlite3.Connection, results: list[dict[str, Any]], all_or_none
     return [r if not r["success"] else {"success": False, "errors": [ROLLED_BACK]} for r in results]
 
 
-def _describe_field(field: sqlite3.Row) -> dict[str, Any]:
+def _attributes(sobject: str, record_id: Any, version: str) -> dict[str, str]:
+    attributes = {"type": sobject}
+    if record_id:
+        attributes["url"] = f"/services/data/v{version}/sobjects/{sobject}/{record_id}"
+    return attributes
+
+
+def _describe_field(field: sqlite3.Row, picklist: tuple[str, ...] | None = None) -> dict[str, Any]:
+    values = [{"value": v, "label": v, "active": True, "defaultValue": n == 0} for n, v in enumerate(picklist or ())]
     return {
+        "picklistValues": values,
+        "restrictedPicklist": picklist is not None,
         "name": field["name"],
         "label": field["label"],
         "type": field["type"],
@@ -219,5 +295,6 @@ def _describe_field(field: sqlite3.Row) -> dict[str, Any]:
         "unique": bool(field["is_unique"]),
         "caseSensitive": False,
         "custom": bool(field["custom"]),
-        "referenceTo": [field["reference_to"]] if field["reference_to"] else [],
+        "referenceTo": field["reference_to"].split(",") if field["reference_to"] else [],
+        "polymorphicForeignKey": "," in (field["reference_to"] or ""),
     }

@@ -48,6 +48,8 @@ class FieldDef:
 
 
 ID_FIELD = FieldDef("Id", "id", 18, False, False, False, True, True)
+# Records are owned by a User: required, but Salesforce fills in the running user when a create omits it.
+OWNER_FIELD = FieldDef("OwnerId", "reference", 18, nillable=False, defaulted_on_create=True, reference_to="User")
 STANDARD_FIELDS: dict[str, list[FieldDef]] = {
     "Lead": [
         ID_FIELD,
@@ -59,6 +61,7 @@ STANDARD_FIELDS: dict[str, list[FieldDef]] = {
         FieldDef("IsConverted", "boolean", None, False, False, False, True),
         FieldDef("ConvertedContactId", "reference", 18, False, False, reference_to="Contact"),
         FieldDef("ConvertedAccountId", "reference", 18, False, False, reference_to="Account"),
+        OWNER_FIELD,
     ],
     "Contact": [
         ID_FIELD,
@@ -66,15 +69,46 @@ STANDARD_FIELDS: dict[str, list[FieldDef]] = {
         FieldDef("LastName", "string", 80, nillable=False),
         FieldDef("Email", "email", 80, id_lookup=True),
         FieldDef("AccountId", "reference", 18, reference_to="Account"),
+        OWNER_FIELD,
     ],
     "Account": [
         ID_FIELD,
         FieldDef("Name", "string", 255, nillable=False),
         FieldDef("Website", "url", 255),
+        OWNER_FIELD,
+    ],
+    # Users are managed in Setup, not written through the data API (every field read-only here).
+    "User": [
+        ID_FIELD,
+        FieldDef("Username", "string", 80, False, False),
+        FieldDef("FirstName", "string", 40, False, False),
+        FieldDef("LastName", "string", 80, False, False),
+        FieldDef("Email", "email", 128, False, False),
+        FieldDef("IsActive", "boolean", None, False, False),
+    ],
+    "Task": [
+        ID_FIELD,
+        FieldDef("Subject", "string", 255),
+        FieldDef("Description", "textarea", 32_000),
+        FieldDef("ActivityDate", "date"),
+        FieldDef("Status", "picklist", 40, nillable=False, defaulted_on_create=True),
+        FieldDef("Priority", "picklist", 40, nillable=False, defaulted_on_create=True),
+        FieldDef("WhoId", "reference", 18, reference_to="Contact,Lead"),  # a person: Contact or Lead
+        FieldDef("WhatId", "reference", 18, reference_to="Account"),
+        FieldDef("IsClosed", "boolean", None, False, False),
+        OWNER_FIELD,
     ],
 }
+# Restricted picklists: a value outside the list is refused (INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST).
+PICKLISTS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("Task", "Status"): ("Not Started", "In Progress", "Completed", "Waiting on someone else", "Deferred"),
+    ("Task", "Priority"): ("High", "Normal", "Low"),
+}
 # What Salesforce fills in on create when the caller does not.
-CREATE_DEFAULTS: dict[str, dict[str, Any]] = {"Lead": {"Status": "Open - Not Contacted", "IsConverted": False}}
+CREATE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "Lead": {"Status": "Open - Not Contacted", "IsConverted": False},
+    "Task": {"Status": "Not Started", "Priority": "Normal", "IsClosed": False},
+}
 FIELD_COLUMNS = (
     "sobject, name, label, type, length, external_id, id_lookup, createable, updateable, nillable,"
     " defaulted_on_create, is_unique, custom, reference_to"
@@ -150,6 +184,7 @@ class SalesforceRecords:
         self.config = config
         self._dice_provider = dice_provider
         self._deploy_schema()
+        self._seed_running_user()
         with store.lock:
             self._next_number = store.conn.execute("SELECT count(*) FROM sf_records").fetchone()[0] + 1
 
@@ -190,6 +225,12 @@ class SalesforceRecords:
             ]
         with self.store.transaction() as conn:
             conn.executemany(f"INSERT OR IGNORE INTO sf_fields ({FIELD_COLUMNS}) VALUES ({', '.join('?' * 14)})", rows)
+
+    def _seed_running_user(self) -> None:
+        """The integration user the tokens log in as: an active User, and what owns records it creates."""
+        user = {"Id": self.config.salesforce_user_id, "Username": self.config.salesforce_username,
+                "LastName": "Integration", "IsActive": True}  # fmt: skip
+        self.seed("User", [user])
 
     def add_fields(self, sobject: str, fields: Any) -> None:
         """Admin: deploy custom fields (``name``, ``type``, optional ``label``, ``externalId``, ``length``,
@@ -248,6 +289,22 @@ class SalesforceRecords:
                 plan.append((index, record_id, values))
         return self._apply(conn, sobject, fields, plan, stored, results)
 
+    def create(
+        self, conn: sqlite3.Connection, sobject: str, fields: dict[str, sqlite3.Row], rows: list[dict]
+    ) -> list[RowResult]:
+        """Insert new records (no Id: Salesforce assigns one); one result per row, in order."""
+        plan: list[tuple[int, str | None, dict[str, Any]]] = []
+        results: list[RowResult] = []
+        for index, values in enumerate(rows):
+            # A new record has no id yet: a fault key is its content, and reject_keys may name any text value.
+            key = json.dumps(values, sort_keys=True, default=str)
+            texts = [v for v in values.values() if isinstance(v, str)]
+            problem = self._injected(key, *texts) or self._value_problem(conn, sobject, fields, values, None)
+            results.append(problem or RowResult(None))
+            if problem is None:
+                plan.append((index, None, values))
+        return self._apply(conn, sobject, fields, plan, {}, results)
+
     def _injected(self, key: str, *aliases: str) -> RowResult | None:
         faults = self.config.faults
         if {key, *aliases} & set(faults.reject_keys) or self.dice.hit("record_error", key, faults.p_record_error):
@@ -268,8 +325,11 @@ class SalesforceRecords:
         for name, value in values.items():
             if name == exempt:
                 continue
-            problem = _field_problem(fields[name], value, creating) or self._unique_clash(
-                conn, sobject, fields[name], value, target
+            problem = (
+                _field_problem(fields[name], value, creating)
+                or _picklist_problem(sobject, fields[name], value)
+                or self._reference_problem(conn, sobject, fields[name], value)
+                or self._unique_clash(conn, sobject, fields[name], value, target)
             )
             if problem:
                 return problem
@@ -279,6 +339,31 @@ class SalesforceRecords:
             if missing:
                 message = f"Required fields are missing: [{', '.join(missing)}]"
                 return failure("REQUIRED_FIELD_MISSING", message, *missing)
+        return None
+
+    def _reference_problem(
+        self, conn: sqlite3.Connection, sobject: str, field: sqlite3.Row, value: Any
+    ) -> RowResult | None:
+        """A lookup must name a live record of the referenced object(s): an active User for an owner, and a
+        person that is not a converted Lead for a task's WhoId."""
+        if field["type"] != "reference" or not field["reference_to"] or value is None:
+            return None
+        name, targets = field["name"], field["reference_to"].split(",")
+        record_id = normalize_id(str(value))
+        if record_id is None:
+            return None  # _field_problem answered MALFORMED_ID already
+        if record_id[:3] not in {KEY_PREFIXES.get(t) for t in targets}:
+            message = f"{name}: id value of incorrect type: {value}"
+            return failure("FIELD_INTEGRITY_EXCEPTION", message, name)
+        row = conn.execute("SELECT sobject, fields, deleted FROM sf_records WHERE id = ?", (record_id,)).fetchone()
+        if row is None or row["deleted"] or row["sobject"] not in targets:
+            return failure("INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {name}", name)
+        referenced = json.loads(row["fields"])
+        if row["sobject"] == "User" and referenced.get("IsActive") is not True:
+            message = f"operation performed with inactive user [{record_id}] as owner of {sobject.lower()}"
+            return failure("INACTIVE_OWNER_OR_USER", message, name)
+        if row["sobject"] == "Lead" and referenced.get("IsConverted") is True:
+            return failure("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead", name)
         return None
 
     def _unique_clash(
@@ -308,6 +393,8 @@ class SalesforceRecords:
             if target is None:
                 record_id, created_at = self._new_id(conn, sobject), stamp
                 current = dict(CREATE_DEFAULTS.get(sobject, {}))
+                if "OwnerId" in fields:  # owned by the running user unless the create says otherwise
+                    current["OwnerId"] = self.config.salesforce_user_id
             else:
                 record_id, (current, created_at, _) = target, stored[target]
             for name, value in values.items():
@@ -387,6 +474,18 @@ class SalesforceRecords:
             conn.execute("DELETE FROM sf_external_ids WHERE record_id = ?", (record_id,))
         return changed > 0
 
+    def sobject_named(self, conn: sqlite3.Connection, name: str) -> str | None:
+        """The sObject's API name for ``name`` in any case (SOQL names are case-insensitive)."""
+        row = conn.execute("SELECT sobject FROM sf_fields WHERE lower(sobject) = lower(?) LIMIT 1", (name,)).fetchone()
+        return row[0] if row else None
+
+    def live(self, conn: sqlite3.Connection, sobject: str) -> list[tuple[str, dict[str, Any]]]:
+        """(Id, fields) of every record of ``sobject`` that is not deleted, in Id order."""
+        rows = conn.execute(
+            "SELECT id, fields FROM sf_records WHERE sobject = ? AND deleted = 0 ORDER BY id", (sobject,)
+        ).fetchall()
+        return [(r[0], json.loads(r[1])) for r in rows]
+
     def count(self, sobject: str) -> int:
         with self.store.lock:
             sql = "SELECT count(*) FROM sf_records WHERE sobject = ? AND deleted = 0"
@@ -434,6 +533,14 @@ def _converted_lead(sobject: str, record: tuple[dict[str, Any], str, bool] | Non
     if sobject == "Lead" and record is not None and record[0].get("IsConverted") is True:
         return failure("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead")
     return None
+
+
+def _picklist_problem(sobject: str, field: sqlite3.Row, value: Any) -> RowResult | None:
+    allowed = PICKLISTS.get((sobject, field["name"]))
+    if allowed is None or value is None or value in allowed:
+        return None
+    message = f"{field['name']}: bad value for restricted picklist field: {value}"
+    return failure("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", message, field["name"])
 
 
 def _field_problem(field: sqlite3.Row, value: Any, creating: bool) -> RowResult | None:

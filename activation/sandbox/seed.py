@@ -6,6 +6,12 @@ the CRM), so a sandbox that starts empty would test nothing real. The records co
 they are derived from the raw CRM export (``raw.accounts``, ``raw.contacts``), whose ids are normalised and
 whose malformed ids are skipped. Seeding only inserts records whose id the sandbox does not hold yet: the
 CRM already has the others, and whatever a sync wrote there must survive a restart.
+
+Owners come along when the source has them (an older warehouse has none, and seeding works without them):
+``synthetic_crm.hubspot_owners`` / ``salesforce_users`` and the records' owner columns, or, from the raw
+export, ``raw.crm_users`` with each account's and contact's ``owner_user_id``. Owners are seeded before the
+records that name them; an inactive rep stays the owner of their records (archived in HubSpot, inactive in
+Salesforce), exactly as the CRM keeps them until someone reassigns them.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SYNTHETIC_SCHEMA = "synthetic_crm"
+# The tables and columns every synthetic_crm has; OWNER_TABLES and OWNER_COLUMNS only newer ones.
 SYNTHETIC_TABLES: dict[str, tuple[str, ...]] = {
     "hubspot_contacts": ("id", "email", "firstname", "lastname"),
     "hubspot_companies": ("id", "name", "domain"),
@@ -43,6 +50,18 @@ SYNTHETIC_TABLES: dict[str, tuple[str, ...]] = {
     ),
     "salesforce_contacts": ("Id", "FirstName", "LastName", "Email", "AccountId"),
 }
+OWNER_TABLES: dict[str, tuple[str, ...]] = {
+    "hubspot_owners": ("id", "email", "firstName", "lastName", "userId", "archived"),
+    "salesforce_users": ("Id", "FirstName", "LastName", "Email", "IsActive"),
+}
+OWNER_COLUMNS = {
+    "hubspot_contacts": "hubspot_owner_id",
+    "hubspot_companies": "hubspot_owner_id",
+    "salesforce_accounts": "OwnerId",
+    "salesforce_leads": "OwnerId",
+    "salesforce_contacts": "OwnerId",
+}
+RAW_USER_COLUMNS = ("user_id", "hubspot_owner_id", "salesforce_user_id", "full_name", "email", "is_active")
 RAW_ACCOUNT_COLUMNS = ("account_id", "hubspot_company_id", "salesforce_account_id", "account_name", "domain")
 RAW_CONTACT_COLUMNS = (
     "hubspot_contact_id",
@@ -53,19 +72,49 @@ RAW_CONTACT_COLUMNS = (
     "last_name",
     "account_id",
 )
-REFERENCE_FIELDS = {"ConvertedContactId": "Contact", "ConvertedAccountId": "Account", "AccountId": "Account"}
+REFERENCE_FIELDS = {
+    "ConvertedContactId": "Contact",
+    "ConvertedAccountId": "Account",
+    "AccountId": "Account",
+    "OwnerId": "User",
+}
 OPEN_STATUS, CONVERTED_STATUS = "Open - Not Contacted", "Closed - Converted"
 
 
 @dataclass
 class CrmCopy:
-    """The five record sets, in the shapes ``seed_hubspot`` / ``seed_salesforce`` take."""
+    """The record sets, in the shapes ``seed_hubspot`` / ``seed_salesforce`` take, and the owners (``None``
+    when the source has none: an older warehouse)."""
 
     hubspot: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {"contacts": [], "companies": []})
     salesforce: dict[str, list[dict[str, Any]]] = field(
         default_factory=lambda: {"Lead": [], "Contact": [], "Account": []}
     )
+    hubspot_owners: list[dict[str, Any]] | None = None
+    salesforce_users: list[dict[str, Any]] | None = None
     skipped: int = 0  # records with a malformed id
+
+    def add_hubspot_owner(self, values: dict[str, Any], *, active: bool) -> None:
+        owner_id = normalize_hubspot_id(values.get("id"))
+        if owner_id is None:
+            self.skipped += values.get("id") is not None
+            return
+        owner: dict[str, Any] = {"id": owner_id, "archived": not active}
+        owner |= _texts(values, ("email", "firstName", "lastName"))
+        user_id = normalize_hubspot_id(values.get("userId"))
+        if user_id:
+            owner["userId"] = user_id
+        self.hubspot_owners = self.hubspot_owners if self.hubspot_owners is not None else []
+        self.hubspot_owners.append(owner)
+
+    def add_salesforce_user(self, values: dict[str, Any], *, active: bool) -> None:
+        user_id = canonical_id("User", values.get("Id"))
+        if user_id is None:
+            self.skipped += values.get("Id") is not None
+            return
+        user = {"Id": user_id, "IsActive": active, **_texts(values, ("FirstName", "LastName", "Email"))}
+        self.salesforce_users = self.salesforce_users if self.salesforce_users is not None else []
+        self.salesforce_users.append(user)
 
     def add_hubspot(self, object_type: str, raw_id: Any, properties: dict[str, Any]) -> None:
         record_id = normalize_hubspot_id(raw_id)
@@ -73,6 +122,9 @@ class CrmCopy:
             self.skipped += raw_id is not None
             return
         values = {k: str(v) for k, v in properties.items() if v is not None and str(v) != ""}
+        if "hubspot_owner_id" in values:  # an owner id as HubSpot holds it (digits), or none if malformed
+            owner = normalize_hubspot_id(values.pop("hubspot_owner_id"))
+            values |= {"hubspot_owner_id": owner} if owner else {}
         self.hubspot[object_type].append({"id": record_id, "properties": values})
 
     def add_salesforce(self, sobject: str, values: dict[str, Any]) -> None:
@@ -86,13 +138,13 @@ class CrmCopy:
                 continue
             if name in REFERENCE_FIELDS:
                 value = canonical_id(REFERENCE_FIELDS[name], value)
-            elif name == "IsConverted":
+            elif name in ("IsConverted", "IsActive"):
                 value = _as_bool(value)
             else:
                 value = str(value)
             if value is not None:
                 record[name] = value
-        self.salesforce[sobject].append(record)
+        self.salesforce.setdefault(sobject, []).append(record)
 
 
 def seed_from_warehouse(app: CrmSandbox, conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
@@ -104,18 +156,31 @@ def seed_from_warehouse(app: CrmSandbox, conn: duckdb.DuckDBPyConnection) -> dic
         copy, source = read_raw_export(conn), "the raw CRM export"
     if copy.skipped:
         log.warning("seeding the CRM sandbox from %s: skipped %d records with malformed ids", source, copy.skipped)
-    counts = {f"hubspot.{kind}": app.seed_hubspot(kind, records) for kind, records in copy.hubspot.items()}
+    counts = {}
+    if copy.hubspot_owners is not None:  # before the records that name them
+        counts["hubspot.owners"] = app.hubspot.owners.seed(copy.hubspot_owners)
+    if copy.salesforce_users is not None:
+        counts["salesforce.User"] = app.seed_salesforce("User", copy.salesforce_users)
+    counts |= {f"hubspot.{kind}": app.seed_hubspot(kind, records) for kind, records in copy.hubspot.items()}
     counts |= {f"salesforce.{sobject}": app.seed_salesforce(sobject, rows) for sobject, rows in copy.salesforce.items()}
     log.info("seeded the CRM sandbox from %s: %s", source, counts)
     return counts
 
 
 def read_synthetic_crm(conn: duckdb.DuckDBPyConnection) -> CrmCopy:
-    """The five tables of ``synthetic_crm``, exactly as the CRM holds them."""
+    """The tables of ``synthetic_crm``, exactly as the CRM holds them (owners when the schema has them)."""
     missing = [t for t in SYNTHETIC_TABLES if not _columns(conn, SYNTHETIC_SCHEMA, t)]
     if missing:
         raise ValueError(f"schema {SYNTHETIC_SCHEMA} lacks tables {missing} (expected {sorted(SYNTHETIC_TABLES)})")
     copy = CrmCopy()
+    if _columns(conn, SYNTHETIC_SCHEMA, "hubspot_owners"):
+        copy.hubspot_owners = []
+        for row in _select(conn, SYNTHETIC_SCHEMA, "hubspot_owners"):
+            copy.add_hubspot_owner(row, active=_as_bool(row.get("archived")) is not True)
+    if _columns(conn, SYNTHETIC_SCHEMA, "salesforce_users"):
+        copy.salesforce_users = []
+        for row in _select(conn, SYNTHETIC_SCHEMA, "salesforce_users"):
+            copy.add_salesforce_user(row, active=_as_bool(row.get("IsActive")) is not False)
     for row in _select(conn, SYNTHETIC_SCHEMA, "hubspot_contacts"):
         copy.add_hubspot("contacts", row.pop("id"), row)
     for row in _select(conn, SYNTHETIC_SCHEMA, "hubspot_companies"):
@@ -140,22 +205,57 @@ def read_raw_export(conn: duckdb.DuckDBPyConnection) -> CrmCopy:
     if not set(RAW_ACCOUNT_COLUMNS) <= accounts or not set(RAW_CONTACT_COLUMNS) <= contacts:
         log.warning("the raw CRM export has no CRM id columns (%s): the sandbox starts empty", RAW_CONTACT_COLUMNS)
         return copy
-    for row in _raw_rows(conn, "accounts", RAW_ACCOUNT_COLUMNS, accounts):
-        copy.add_hubspot("companies", row["hubspot_company_id"], {"name": row["account_name"], "domain": row["domain"]})
+    owner_of = _raw_owners(conn, copy)
+    account_owner = ("owner_user_id",) if "owner_user_id" in accounts else ()
+    for row in _raw_rows(conn, "accounts", RAW_ACCOUNT_COLUMNS + account_owner, accounts):
+        hubspot_owner, salesforce_owner = owner_of.get(row.get("owner_user_id"), (None, None))
+        company = {"name": row["account_name"], "domain": row["domain"], "hubspot_owner_id": hubspot_owner}
+        copy.add_hubspot("companies", row["hubspot_company_id"], company)
         copy.add_salesforce(
-            "Account", {"Id": row["salesforce_account_id"], "Name": row["account_name"], "Website": row["domain"]}
-        )
+            "Account",
+            {"Id": row["salesforce_account_id"], "Name": row["account_name"], "Website": row["domain"],
+             "OwnerId": salesforce_owner},
+        )  # fmt: skip
     account_of = _salesforce_accounts(conn, accounts)
-    for row in _raw_rows(conn, "contacts", RAW_CONTACT_COLUMNS, contacts):
-        names = {"email": row["email"], "firstname": row["first_name"], "lastname": row["last_name"]}
+    contact_owner = ("owner_user_id",) if "owner_user_id" in contacts else ()
+    for row in _raw_rows(conn, "contacts", RAW_CONTACT_COLUMNS + contact_owner, contacts):
+        hubspot_owner, salesforce_owner = owner_of.get(row.get("owner_user_id"), (None, None))
+        names = {"email": row["email"], "firstname": row["first_name"], "lastname": row["last_name"],
+                 "hubspot_owner_id": hubspot_owner}  # fmt: skip
         copy.add_hubspot("contacts", row["hubspot_contact_id"], names)
         account_id, company = account_of.get(row["account_id"], (None, None))
-        person = {"FirstName": row["first_name"], "LastName": row["last_name"], "Email": row["email"]}
+        person = {"FirstName": row["first_name"], "LastName": row["last_name"], "Email": row["email"],
+                  "OwnerId": salesforce_owner}  # fmt: skip
         if row["salesforce_contact_id"] is not None:
             copy.add_salesforce("Contact", {"Id": row["salesforce_contact_id"], **person, "AccountId": account_id})
         if row["salesforce_lead_id"] is not None:
             copy.add_salesforce("Lead", _lead(row, person, company, account_id))
     return copy
+
+
+def _raw_owners(conn: duckdb.DuckDBPyConnection, copy: CrmCopy) -> dict[Any, tuple[str | None, str | None]]:
+    """Add ``raw.crm_users`` to ``copy`` as HubSpot owners and Salesforce Users (when the export has them);
+    returns user_id -> (HubSpot owner id, Salesforce User id) for the records' ``owner_user_id``."""
+    columns = _columns(conn, "raw", "crm_users")
+    if not set(RAW_USER_COLUMNS) <= columns:
+        return {}
+    copy.hubspot_owners, copy.salesforce_users = [], []
+    owners: dict[Any, tuple[str | None, str | None]] = {}
+    for row in _raw_rows(conn, "crm_users", RAW_USER_COLUMNS, columns):
+        if row["user_id"] is None or row["user_id"] in owners:
+            continue  # the newest export row of each user wins
+        active = _as_bool(row["is_active"]) is not False  # empty counts as active
+        first, _, last = str(row["full_name"] or "").strip().partition(" ")
+        hubspot_id = normalize_hubspot_id(row["hubspot_owner_id"])
+        salesforce_id = canonical_id("User", row["salesforce_user_id"])
+        if hubspot_id:
+            person = {"id": hubspot_id, "email": row["email"], "firstName": first, "lastName": last}
+            copy.add_hubspot_owner(person, active=active)
+        if salesforce_id:
+            person = {"Id": salesforce_id, "Email": row["email"], "FirstName": first, "LastName": last or first}
+            copy.add_salesforce_user(person, active=active)
+        owners[row["user_id"]] = (hubspot_id, salesforce_id)
+    return owners
 
 
 def _lead(row: dict[str, Any], person: dict[str, Any], company: Any, account_id: Any) -> dict[str, Any]:
@@ -190,9 +290,19 @@ def _raw_rows(
 
 
 def _select(conn: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[dict[str, Any]]:
-    columns = SYNTHETIC_TABLES[table]
+    """The table's known columns, the owner column included when this warehouse has it."""
+    available = _columns(conn, schema, table)
+    wanted = SYNTHETIC_TABLES.get(table) or OWNER_TABLES[table]
+    owner = OWNER_COLUMNS.get(table)
+    columns = [c for c in wanted if c in available or table in SYNTHETIC_TABLES] + (
+        [owner] if owner and owner in available else []
+    )
     select = ", ".join(f'"{c}"' for c in columns)
     return _as_dicts(columns, conn.execute(f'SELECT {select} FROM "{schema}"."{table}"').fetchall())
+
+
+def _texts(values: dict[str, Any], names: Sequence[str]) -> dict[str, str]:
+    return {name: str(values[name]) for name in names if values.get(name) not in (None, "")}
 
 
 def _as_dicts(columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:

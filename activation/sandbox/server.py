@@ -33,6 +33,7 @@ from activation.sandbox.faults import FaultDice
 from activation.sandbox.hubspot_api import OBJECT_TYPE_IDS, HubSpotApi
 from activation.sandbox.salesforce_api import SalesforceApi
 from activation.sandbox.shapes import api_of, error_for, hubspot_error, sf_errors
+from activation.sandbox.slack import SlackWebhooks
 from activation.sandbox.store import Store
 from activation.sandbox.transport import make_handler
 from activation.sandbox.web import Handler, Refusal, Request, Response, Router, json_response
@@ -130,6 +131,7 @@ class CrmSandbox:
         self.hubspot.register(self.router)
         self.salesforce.register(self.router)
         self.admin = AdminApi(self)
+        self.slack = SlackWebhooks()  # Slack incoming webhooks (the digest's summary), under /slack/services
         self._stats_lock = threading.Lock()
         self._stats: collections.Counter[str] = collections.Counter()
 
@@ -182,6 +184,8 @@ class CrmSandbox:
 
     # --- dispatch --------------------------------------------------------------------------------------
     def dispatch(self, request: Request) -> Response:
+        if self.slack.serves(request.path):  # before /_admin: /_admin/slack/ is the webhooks' admin
+            return self.slack.handle(request)
         if request.path.startswith("/_admin"):
             return self.admin.handle(request)
         if request.path.startswith(MY_DOMAIN_ROOT):
@@ -298,6 +302,18 @@ class CrmSandbox:
             response = _answer(handler, request)
             response.delay = faults.timeout_delay
             return response
+        if self._dice.hit("5xx_after_commit", key, faults.p_5xx_after_commit):
+            self._count("injected:5xx_after_commit")
+            _answer(handler, request)  # the write commits; a gateway then loses the answer
+            status = (502, 503, 504)[int(self._dice.roll("5xx_status", key) * 3)]
+            if api == "hubspot":
+                return hubspot_error(status, "Bad gateway (sandbox fault, after commit)", "INTERNAL_ERROR")
+            return sf_errors(status, "Server unavailable (sandbox fault, after commit)", "SERVER_UNAVAILABLE")
+        if self._dice.hit("disconnect_after_commit", key, faults.p_disconnect_after_commit):
+            self._count("injected:disconnect_after_commit")
+            response = _answer(handler, request)
+            response.drop = True
+            return response
         return None
 
     def _log(self, api: str, route: str, request: Request, response: Response) -> None:
@@ -383,6 +399,10 @@ class SandboxHandle:
     @property
     def admin(self) -> SandboxAdmin:
         return SandboxAdmin(self.url)
+
+    def slack_webhook_url(self) -> str:
+        """The default Slack incoming webhook (channel ``#sales-morning``); a secret, as a real one is."""
+        return f"{self.url}{self.app.slack.default_path}"
 
 
 def start_server(config: SandboxConfig, state_path: str | Path, port: int = 0) -> tuple[SandboxServer, CrmSandbox, str]:

@@ -37,6 +37,12 @@ CREATE TABLE IF NOT EXISTS hs_objects (
     id INTEGER NOT NULL, object_type TEXT NOT NULL, properties TEXT NOT NULL,
     created_at TEXT NOT NULL, updated_at TEXT NOT NULL, archived INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (object_type, id));
+CREATE TABLE IF NOT EXISTS hs_owners (
+    id INTEGER PRIMARY KEY, email TEXT, first_name TEXT, last_name TEXT, user_id INTEGER,
+    archived INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS hs_associations (
+    from_type TEXT NOT NULL, from_id INTEGER NOT NULL, to_type TEXT NOT NULL, to_id INTEGER NOT NULL,
+    type_id INTEGER NOT NULL, PRIMARY KEY (from_type, from_id, to_type, to_id, type_id));
 CREATE TABLE IF NOT EXISTS hs_unique_values (
     object_type TEXT NOT NULL, property TEXT NOT NULL, value TEXT NOT NULL, object_id INTEGER NOT NULL,
     PRIMARY KEY (object_type, property, value));

@@ -62,6 +62,9 @@ def make_handler(dispatch: Callable[[Request], Response], body_timeout: Callable
                 response = error_for(split.path, 500, "sandbox internal error")
             if response.delay:
                 time.sleep(response.delay)
+            if response.drop:
+                self.close_connection = True  # no status line at all: the client sees the connection end
+                return
             self._send(response)
 
         def _send(self, response: Response) -> None:

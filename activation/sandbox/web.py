@@ -77,6 +77,8 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     # Hold the answer this long after processing (injected timeout): the write landed, the reply is late.
     delay: float = 0.0
+    # Close the connection instead of answering (injected fault): the write landed, no reply ever comes.
+    drop: bool = False
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:

@@ -86,7 +86,7 @@ def broken(path: list[Any], value: Any) -> dict[str, Any]:
         (broken(["objects", "leads", "fields", 0, "colour"], "red"), "objects.leads.fields[0].colour: unknown key"),
         (broken(["objects", "leads", "destinations"], {"pipedrive": {}}), "unknown destination"),
         (broken(["objects", "leads", "destinations", "hubspot", "record_id"], None), "record_id: required in mode"),
-        (broken(["objects", "leads", "destinations", "hubspot", "mode"], "create"), "'create' is not one of"),
+        (broken(["objects", "leads", "destinations", "hubspot", "mode"], "replace"), "'replace' is not one of"),
         (
             broken(["objects", "leads", "destinations", "hubspot"], {"mode": "upsert", "object": "contacts"}),
             "id_property: required in mode upsert",

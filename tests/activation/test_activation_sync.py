@@ -539,11 +539,19 @@ def test_upsert_mode_creates_what_is_missing_when_asked_to(
 def test_run_sync_covers_every_object_of_a_destination(
     sandbox, warehouse, leads_table, accounts_table, company
 ) -> None:
+    from activation.tasks import COLUMNS
+
     leads_table(warehouse, 12)
     accounts_table(warehouse, 7)
     company(sandbox, leads=12, accounts=7)
+    warehouse.execute("CREATE SCHEMA activation")  # no alerts today: the tasks relation is empty
+    empty = ", ".join(f"NULL::VARCHAR AS {c}" for c in COLUMNS)
+    warehouse.execute(f"CREATE TABLE activation.alert_tasks AS SELECT {empty} WHERE false")
     reports = run_sync(warehouse, "hubspot", env=sandbox.env())
-    assert [(r.crm_object, r.updated) for r in reports] == [("contacts", 12), ("companies", 7)]
+    assert [(r.crm_object, r.status, r.updated) for r in reports] == [
+        ("contacts", "complete", 12), ("companies", "complete", 7), ("tasks", "complete", 0),
+        ("contacts", "disabled", 0),
+    ]  # fmt: skip
     dry = run_sync(warehouse, "salesforce", env=sandbox.env(), dry_run=True, objects=["accounts"])
     assert [(r.crm_object, r.to_send_new, r.sent) for r in dry] == [("Account", 7, 0)]
     with pytest.raises(ConfigurationError, match="settings"):
@@ -627,9 +635,13 @@ def test_a_crash_between_batches_converges_on_rerun(
 
 
 def test_the_shipped_mapping_targets_both_destinations(mapping: SyncMapping) -> None:
-    assert [o.name for o in mapping.for_destination("hubspot")] == ["leads", "accounts"]
-    assert [o.name for o in mapping.for_destination("salesforce")] == ["leads", "accounts"]
-    assert {t.mode for o in mapping.objects for t in o.destinations.values()} == {"update"}
+    assert [o.name for o in mapping.for_destination("hubspot")] == ["leads", "accounts", "tasks", "lead_owners"]
+    assert [o.name for o in mapping.for_destination("salesforce")] == ["leads", "accounts", "tasks", "lead_owners"]
+    # Records are only ever updated; the one thing created is a task per alert.
+    assert {o.name: {t.mode for t in o.destinations.values()} for o in mapping.objects} == {
+        "leads": {"update"}, "accounts": {"update"}, "tasks": {"create"}, "lead_owners": {"update"},
+    }  # fmt: skip
+    assert [o.name for o in mapping.objects if not o.enabled] == ["lead_owners"]
 
 
 @pytest.mark.slow
