@@ -61,8 +61,11 @@ $(DAGSTER_HOME)/dagster.yaml: dagster_project/dagster.yaml
 instance: $(DAGSTER_HOME)/dagster.yaml
 
 # A thin launcher: queues the nightly run through the instance (like the schedule) and follows it.
+# Two consecutive days by default: the first builds the history and the model, the second is a normal night
+# whose alerts compare with the first (make run RUN_DAYS=1 for the latest day only).
+RUN_DAYS ?= 2
 run: install instance $(if $(filter spark,$(LEADSCORE_ENGINE)),java)
-	@$(UV) run --quiet python -m dagster_project.nightly
+	@$(UV) run --quiet python -m dagster_project.nightly --days $(RUN_DAYS)
 
 test: install java
 	$(UV) run pytest -n 2 --dist loadfile

@@ -42,29 +42,48 @@ def targets_latest_day(run_tags: Mapping[str, str], latest_partition: str | None
     return last is None or latest_partition is None or last >= latest_partition
 
 
+# The mapping objects each kind of asset syncs: the scores and metrics (this group), and the workflow's
+# tasks and routed owners (group workflow, after routing).
+SCORE_OBJECTS = ("leads", "accounts")
+WORKFLOW_OBJECTS = ("tasks", "lead_owners")
+
+
+def relation_exists(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
+    """``table`` (schema main) or ``schema.table`` exists (as a table or a view)."""
+    schema, _, table = relation.rpartition(".")
+    return table_exists(con, schema or "main", table)
+
+
 def sync(
-    context: AssetExecutionContext, warehouse: WarehouseResource, crm: CrmResource, destination: str
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    crm: CrmResource,
+    destination: str,
+    object_names: Sequence[str] = SCORE_OBJECTS,
+    check_name: str | None = None,
 ) -> MaterializeResult:
+    check_name = check_name or rejects_check_name(destination)
     if destination not in crm.destinations:
         context.log.info(f"{destination} is not among LEADSCORE_CRM_DESTINATIONS {crm.destinations}: not synced")
-        return skipped(warehouse, destination, "not an enabled destination")
+        return skipped(warehouse, destination, "not an enabled destination", object_names, check_name)
     if not targets_latest_day(context.run.tags, daily_partitions.get_last_partition_key()):
         context.log.info("a backfill of older days: nothing is synced (the CRM keeps the latest scores)")
-        return skipped(warehouse, destination, "backfill of older partitions")
+        return skipped(warehouse, destination, "backfill of older partitions", object_names, check_name)
     mapping = load_mapping()
     with warehouse.connect(log=context.log) as con:
-        objects = list(mapping.for_destination(destination))
-        ready = [o.name for o in objects if all(table_exists(con, "main", r) for r in (o.relation, o.identity) if r)]
+        objects = [o for o in mapping.for_destination(destination) if o.name in object_names]
+        ready = [o.name for o in objects if all(relation_exists(con, r) for r in (o.relation, o.identity) if r)]
         missing = sorted({o.name for o in objects} - set(ready))
         if missing:  # e.g. no champion yet, so no lead_scores: sync what exists, say what waits
             context.log.warning(f"not synced yet, their tables do not exist: {missing}")
         metadata: dict[str, object] = {"crm_mode": crm.mode, "waiting_for_tables": missing}
         if not ready:
-            return MaterializeResult(metadata=metadata, check_results=[rejects_check(con, destination)])
+            check = rejects_check(con, destination, objects=object_names, check_name=check_name)
+            return MaterializeResult(metadata=metadata, check_results=[check])
         with crm.open(destination, con, context.log) as client:
             reports = run_sync(con, client, mapping=mapping, objects=ready, options=crm.sync_options())
         instance = next((r.instance for r in reversed(reports) if r.instance), None)
-        check = rejects_check(con, destination, instance)
+        check = rejects_check(con, destination, instance, objects=object_names, check_name=check_name)
     for report in reports:
         context.log.info(
             f"{report.mapping_object} -> {destination} {report.instance} {report.crm_object}: {report.status}, "
@@ -83,13 +102,19 @@ def sync(
     return MaterializeResult(metadata=metadata, check_results=[check])
 
 
-def skipped(warehouse: WarehouseResource, destination: str, why: str) -> MaterializeResult:
+def skipped(
+    warehouse: WarehouseResource,
+    destination: str,
+    why: str,
+    object_names: Sequence[str] = SCORE_OBJECTS,
+    check_name: str | None = None,
+) -> MaterializeResult:
     """Nothing synced; the rejects check still tells what is open (from the last sync that ran)."""
     if Path(warehouse.path).exists():
         with warehouse.connect(read_only=True) as con:
-            check = rejects_check(con, destination)
+            check = rejects_check(con, destination, objects=object_names, check_name=check_name)
     else:
-        check = rejects_check(None, destination)
+        check = rejects_check(None, destination, objects=object_names, check_name=check_name)
     return MaterializeResult(metadata={"skipped": why}, check_results=[check])
 
 
@@ -141,13 +166,20 @@ def rejects_table(rejects: Sequence[Reject], total: int) -> str:
 
 
 def open_rejects(
-    con: duckdb.DuckDBPyConnection, destination: str, instance: str | None = None, limit: int = REJECTS_SHOWN
+    con: duckdb.DuckDBPyConnection,
+    destination: str,
+    instance: str | None = None,
+    limit: int = REJECTS_SHOWN,
+    objects: Sequence[str] | None = None,
 ) -> tuple[int, dict[str, int], list[Reject]]:
-    """How many rejects are open for ``destination`` (and CRM ``instance``, when known), by error code, and the
-    most recent ``limit`` of them."""
+    """How many rejects are open for ``destination`` (and CRM ``instance``, when known; of the mapping
+    ``objects``, when given), by error code, and the most recent ``limit`` of them."""
     if not table_exists(con, "activation", "rejects"):
         return 0, {}, []
     where, params = "r.destination = ?", [destination]
+    if objects:
+        where += f" AND r.object IN ({', '.join('?' for _ in objects)})"
+        params += list(objects)
     if instance:
         where, params = where + " AND r.instance = ?", [*params, instance]
     by_code = dict(
@@ -173,11 +205,16 @@ def open_rejects(
 
 
 def rejects_check(
-    con: duckdb.DuckDBPyConnection | None, destination: str, instance: str | None = None
+    con: duckdb.DuckDBPyConnection | None,
+    destination: str,
+    instance: str | None = None,
+    objects: Sequence[str] | None = SCORE_OBJECTS,
+    check_name: str | None = None,
 ) -> AssetCheckResult:
-    total, by_code, shown = open_rejects(con, destination, instance) if con is not None else (0, {}, [])
+    found = open_rejects(con, destination, instance, objects=objects) if con is not None else (0, {}, [])
+    total, by_code, shown = found
     return AssetCheckResult(
-        check_name=rejects_check_name(destination),
+        check_name=check_name or rejects_check_name(destination),
         passed=total == 0,
         severity=AssetCheckSeverity.WARN,
         metadata={

@@ -3,9 +3,10 @@
 ``dbt_daily_history`` holds the models tagged ``daily_history`` (account_metrics_daily,
 lead_features and lead_labels over it) on daily partitions with a single-run backfill policy: a
 backfill of any range is one ``dbt build`` whose vars cover exactly that range. ``dbt_warehouse`` holds
-every other model, unpartitioned. Both write the warehouse and so share the warehouse pool: on DuckDB the
-file allows one writer; on Spark the embedded metastore allows one process, and the views over Spark's
-tables are written into the DuckDB file after each build (``ml/engines.py``).
+every other model but the workflow's (``assets_workflow.py``: they read the scores), unpartitioned.
+All write the warehouse and so share the warehouse pool: on DuckDB the file allows one writer; on Spark
+the embedded metastore allows one process, and the views over Spark's tables are written into the DuckDB
+file after each build (``ml/engines.py``).
 """
 
 import datetime as dt
@@ -22,6 +23,7 @@ from dagster_project.assets_sources import WAREHOUSE_POOL
 from dagster_project.partition_truth import reconcile_partitions
 from dagster_project.partitions import (
     HISTORY_TAG,
+    WORKFLOW_TAG,
     daily_partitions,
     dbt_build_args,
     needs_training_history,
@@ -74,6 +76,7 @@ def run_dbt_build(
     warehouse: WarehouseResource,
     vars_: Mapping[str, object] | None = None,
     full_refresh: bool = False,
+    target: str | None = None,
 ) -> Iterator[Any]:
     """Run ``dbt build`` for this op's selection and pass its events on, with row counts added.
 
@@ -82,13 +85,14 @@ def run_dbt_build(
     dbt did build is materialised), then the failure is raised, which blocks everything downstream.
     """
     warehouse.wait_until_writable(context.log)  # dbt would fail at once on a file another process holds
-    invocation = dbt.cli(dbt_build_args(vars_, full_refresh=full_refresh), context=context)
+    args = dbt_build_args(vars_, full_refresh=full_refresh) + (["--target", target] if target else [])
+    invocation = dbt.cli(args, context=context)
     events, failure = [], None
     try:
         events.extend(invocation.stream())
     except Exception as exc:  # dbt failed: report what it built, then fail the step
         failure = exc
-    layout = warehouse.spark_layout()
+    layout = warehouse.spark_layout() if target is None else None
     if layout is not None:  # Python reads what Spark built through views in the DuckDB file
         with warehouse.connect(log=context.log) as con:
             attached = attach_spark_tables(con, layout)
@@ -110,7 +114,7 @@ def run_dbt_build(
 @dbt_assets(
     manifest=PROJECT.manifest_path,
     project=PROJECT,
-    exclude=f"tag:{HISTORY_TAG}",
+    exclude=f"tag:{HISTORY_TAG} tag:{WORKFLOW_TAG}",
     dagster_dbt_translator=TRANSLATOR,
     pool=WAREHOUSE_POOL,
     name="dbt_warehouse",

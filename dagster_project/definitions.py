@@ -11,6 +11,15 @@ from dagster_project.assets_activation import hubspot_sync, salesforce_sync
 from dagster_project.assets_dbt import PROJECT, dbt_daily_history, dbt_warehouse
 from dagster_project.assets_ml import lead_scores, lead_scoring_model
 from dagster_project.assets_sources import raw_sources
+from dagster_project.assets_workflow import (
+    alert_tasks,
+    alert_volume,
+    dbt_workflow,
+    hubspot_tasks,
+    lead_routing,
+    morning_digest,
+    salesforce_tasks,
+)
 from dagster_project.policies import apply_policies
 from dagster_project.recovery import recover_dead_runs_sensor
 from dagster_project.resources import (
@@ -19,10 +28,12 @@ from dagster_project.resources import (
     SourcesResource,
     TrainingResource,
     WarehouseResource,
+    WorkflowResource,
     crm_from_env,
     mlflow_from_env,
     sources_from_env,
     training_from_env,
+    workflow_from_env,
 )
 from dagster_project.schedules import nightly_job, nightly_schedule
 from ml.engines import ENGINE_ENV, SPARK_DIR_ENV, default_spark_dir, engine_from_env
@@ -53,10 +64,12 @@ def build_definitions(
     *,
     mlflow: MlflowResource | None = None,
     training: TrainingResource | None = None,
+    workflow: WorkflowResource | None = None,
 ) -> Definitions:
     """Everything, with one source of raw data (tests use a tiny synthetic one) and one CRM setting (by
     default from the environment: the sandbox unless ``LEADSCORE_CRM=live``); MLflow and the training
-    budget default to the environment too (``MLFLOW_TRACKING_URI``, ``LEADSCORE_OPTUNA_*``)."""
+    budget default to the environment too (``MLFLOW_TRACKING_URI``, ``LEADSCORE_OPTUNA_*``), and so do the
+    workflow's channels (``LEADSCORE_WORKFLOW_TASKS``, ``LEADSCORE_DIGEST_*``, ``LEADSCORE_SMTP_*``)."""
     return Definitions(
         assets=apply_policies(
             [
@@ -67,8 +80,15 @@ def build_definitions(
                 lead_scores,
                 hubspot_sync,
                 salesforce_sync,
+                dbt_workflow,
+                lead_routing,
+                alert_tasks,
+                hubspot_tasks,
+                salesforce_tasks,
+                morning_digest,
             ]
         ),
+        asset_checks=[alert_volume],
         jobs=[nightly_job],
         schedules=[nightly_schedule],
         sensors=[recover_dead_runs_sensor],
@@ -86,6 +106,7 @@ def build_definitions(
             "crm": crm or crm_from_env(os.environ),
             "mlflow": mlflow or mlflow_from_env(os.environ),
             "training": training or training_from_env(os.environ),
+            "workflow": workflow or workflow_from_env(os.environ),
         },
     )
 

@@ -8,6 +8,7 @@ run needs to decide (an empty warehouse needs its training history) the assets d
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import sys
 from collections.abc import Mapping
@@ -89,12 +90,61 @@ def sync_lines(materialized: Mapping[str, dict]) -> list[str]:
     return lines
 
 
+def workflow_lines(materialized: Mapping[str, dict]) -> list[str]:
+    """Alerts, routing, tasks and digests of the run, one line each (what a sales manager asks first)."""
+    lines = []
+    tasks = materialized.get("alert_tasks", {})
+    if "alerts" in tasks:
+        lines.append(f"  alerts       {tasks.get('alert_day')}: {tasks['alerts']:,} ({tasks.get('by_kind')}); "
+                     f"{tasks.get('tasks', 0):,} tasks for owners")  # fmt: skip
+    routing = materialized.get("lead_routing", {})
+    if "assigned" in routing:
+        lines.append(f"  routing      {routing['assigned']:,} hot leads assigned ({routing.get('assigned_by_rule')}), "
+                     f"{routing.get('unassigned', 0):,} left without a rep")  # fmt: skip
+    for crm in ("hubspot", "salesforce"):
+        meta = materialized.get(f"{crm}_tasks", {})
+        if "tasks_status" in meta:
+            counts = ", ".join(f"{f} {meta.get(f'tasks_{f}', 0):,}" for f in ("created", "unchanged", "failed"))
+            lines.append(f"  {crm:<12} tasks: {meta['tasks_status']}: {counts}")
+        elif "skipped" in meta:
+            lines.append(f"  {crm:<12} tasks skipped: {meta['skipped']}")
+    digest = materialized.get("morning_digest", {})
+    if "sent" in digest:
+        lines.append(f"  digest       {digest.get('day')}: sent {digest['sent']}, already sent "
+                     f"{digest.get('already_sent', 0)}, failed {digest.get('failed', 0)}; mail in "
+                     f"{digest.get('mail_sink')}")  # fmt: skip
+    elif "skipped" in digest:
+        lines.append(f"  digest       skipped: {digest['skipped']}")
+    return lines
+
+
 def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--partition", help="day to run (default: the latest complete day)")
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=1,
+        help="run this many consecutive days ending with the partition, oldest first (make run: 2, so that the "
+        "second day's alerts have a day to compare with)",
+    )
     args = parser.parse_args(argv)
     environ = dict(os.environ if environ is None else environ)
-    partition = args.partition or daily_partitions.get_last_partition_key()
+    last = args.partition or daily_partitions.get_last_partition_key()
+    if args.days < 1:
+        parser.error("--days must be at least 1")
+    days = [
+        (dt.date.fromisoformat(last) - dt.timedelta(days=back)).isoformat() for back in range(args.days - 1, -1, -1)
+    ]
+    for partition in days:
+        status = run_one(partition, environ)
+        if status:
+            return status
+    return 0
+
+
+def run_one(partition: str, environ: Mapping[str, str]) -> int:
+    """One nightly run for ``partition``: launch, follow, summarise. Returns the exit status."""
     warehouse = warehouse_path(environ)
     print(f"leadscore nightly for {partition} on {warehouse}", flush=True)
     with DagsterInstance.get() as instance:
@@ -112,7 +162,7 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
                 print(format_summary(warehouse_summary(con)))
     except duckdb.IOException as exc:  # the next queued run is already writing: the run itself succeeded
         print(f"  (warehouse figures skipped: {str(exc).splitlines()[0]})")
-    for line in model_lines(materialized, checks) + sync_lines(materialized):
+    for line in model_lines(materialized, checks) + sync_lines(materialized) + workflow_lines(materialized):
         print(line)
     print(f"\nlook further:\n{NEXT_STEPS}")
     return 0

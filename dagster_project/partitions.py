@@ -21,6 +21,8 @@ daily_partitions = DailyPartitionsDefinition(
 )
 
 HISTORY_TAG = "daily_history"
+# The dbt models that read the scores (lead_alerts): built after scoring, by assets_workflow.py.
+WORKFLOW_TAG = "workflow"
 
 
 def dbt_build_args(vars_: Mapping[str, object] | None = None, full_refresh: bool = False) -> list[str]:

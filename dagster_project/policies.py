@@ -27,11 +27,17 @@ OWNERS_BY_GROUP: Mapping[str, str] = {
     "marts": "team:analytics",
     "ml": "team:ml",
     "activation": "team:revops",
+    "workflow": "team:revops",
 }
 
 # What an asset is about, by the first word of its name that says so (raw tables and dbt models alike).
 DOMAIN_WORDS: Sequence[tuple[str, str]] = (
     ("sync", "crm"),
+    ("task", "crm"),
+    ("alert", "workflow"),
+    ("routing", "workflow"),
+    ("digest", "workflow"),
+    ("crm_users", "crm"),
     ("crm_ids", "crm"),
     ("scor", "lead_scoring"),
     ("lead", "leads"),

@@ -395,3 +395,81 @@ def crm_from_env(environ: Mapping[str, str]) -> CrmResource:
         hubspot_access_token=hubspot_token,
         salesforce_client_secret=salesforce_secret,
     )
+
+
+# --- the workflow: CRM tasks and the morning digest --------------------------------------------------------
+WORKFLOW_TASKS_ENV = "LEADSCORE_WORKFLOW_TASKS"  # on (default) | off: a CRM task per new alert
+DIGEST_EMAIL_ENV = "LEADSCORE_DIGEST_EMAIL"  # on (default) | off
+DIGEST_SLACK_ENV = "LEADSCORE_DIGEST_SLACK"  # off (default) | on
+SMTP_HOST_ENV = "LEADSCORE_SMTP_HOST"  # empty: the local mail sink (the embedded default)
+SMTP_PORT_ENV = "LEADSCORE_SMTP_PORT"
+SMTP_STARTTLS_ENV = "LEADSCORE_SMTP_STARTTLS"
+SMTP_USERNAME_ENV = "LEADSCORE_SMTP_USERNAME"
+SMTP_PASSWORD_ENV = "LEADSCORE_SMTP_PASSWORD"  # a secret: EnvVar
+DIGEST_FROM_ENV = "LEADSCORE_DIGEST_FROM"
+SLACK_WEBHOOK_ENV = "LEADSCORE_SLACK_WEBHOOK_URL"  # a secret: EnvVar; empty in sandbox mode: the sandbox's
+MAIL_DIR_ENV = "LEADSCORE_MAIL_DIR"  # where the local sink files what it receives
+DEFAULT_MAIL_DIR = DATA_DIR / "mail"
+DEFAULT_DIGEST_FROM = "Leadscore <leadscore@localhost>"
+
+
+def switch(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    """An on/off variable: on/off, true/false, 1/0, yes/no (any case); refuses anything else."""
+    text = environ.get(name, "").strip().lower()
+    if not text:
+        return default
+    if text in ("on", "true", "1", "yes"):
+        return True
+    if text in ("off", "false", "0", "no"):
+        return False
+    raise ValueError(f"{name} must be on or off, not {text!r}")
+
+
+class WorkflowResource(ConfigurableResource):
+    """What the workflow delivers, and how: a switch per channel, SMTP (or the local sink), Slack."""
+
+    crm_tasks: bool = Field(default=True, description="Create one CRM task per new alert for the lead's owner.")
+    digest_email: bool = Field(default=True, description="Send each rep's morning digest by e-mail.")
+    digest_slack: bool = Field(default=False, description="Post each rep's digest summary to a Slack webhook.")
+    smtp_host: str = Field(
+        default="", description="SMTP relay; empty: the local mail sink, which files the messages under mail_dir."
+    )
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password: str | None = None
+    digest_from: str = DEFAULT_DIGEST_FROM
+    slack_webhook_url: str | None = None
+    mail_dir: str = str(DEFAULT_MAIL_DIR)
+
+    def smtp_settings(self, sink_port: int | None = None) -> Any:
+        from activation.digest import SmtpSettings
+
+        if not self.smtp_host:
+            if sink_port is None:
+                raise ValueError("no SMTP host and no local sink")
+            return SmtpSettings(host="127.0.0.1", port=sink_port)
+        return SmtpSettings(
+            host=self.smtp_host,
+            port=self.smtp_port,
+            starttls=self.smtp_starttls,
+            username=self.smtp_username or None,
+            password=self.smtp_password or None,
+        )
+
+
+def workflow_from_env(environ: Mapping[str, str]) -> WorkflowResource:
+    """The workflow's switches and delivery settings from environment variables (README 'Workflow')."""
+    return WorkflowResource(
+        crm_tasks=switch(environ, WORKFLOW_TASKS_ENV, True),
+        digest_email=switch(environ, DIGEST_EMAIL_ENV, True),
+        digest_slack=switch(environ, DIGEST_SLACK_ENV, False),
+        smtp_host=environ.get(SMTP_HOST_ENV, "").strip(),
+        smtp_port=int(environ.get(SMTP_PORT_ENV) or 25),
+        smtp_starttls=switch(environ, SMTP_STARTTLS_ENV, False),
+        smtp_username=environ.get(SMTP_USERNAME_ENV, "").strip(),
+        smtp_password=EnvVar(SMTP_PASSWORD_ENV) if environ.get(SMTP_PASSWORD_ENV) else None,
+        digest_from=environ.get(DIGEST_FROM_ENV, "").strip() or DEFAULT_DIGEST_FROM,
+        slack_webhook_url=EnvVar(SLACK_WEBHOOK_ENV) if environ.get(SLACK_WEBHOOK_ENV) else None,
+        mail_dir=str(Path(environ.get(MAIL_DIR_ENV) or DEFAULT_MAIL_DIR).expanduser().resolve()),
+    )

@@ -2,7 +2,8 @@
 
 Models keep their dbt name as key (``lead_features``, ``stg_contacts``): the names already carry the
 layer and are what analysts search for, and keys must not change when a folder is reorganised.
-Sources map to ``raw/<table>``, the keys of the Python assets that land them. Groups follow the dbt
+Sources map to ``raw/<table>``, the keys of the Python assets that land them; source ``leadscore`` (tables
+the Python steps write, e.g. ``lead_scores``) maps to those assets' own keys. Groups follow the dbt
 layer (the folder under models/); quarantine belongs to staging, where its rules live.
 
 Every dbt test is an asset check, source tests included: a test on ``source('raw', ...)`` is a check on
@@ -19,12 +20,22 @@ from typing import Any
 from dagster import AssetCheckSpec, AssetKey, AssetSpec
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtProject
 
-LAYER_GROUPS = {"staging": "staging", "quarantine": "staging", "intermediate": "intermediate", "marts": "marts"}
+LAYER_GROUPS = {
+    "staging": "staging",
+    "quarantine": "staging",
+    "intermediate": "intermediate",
+    "marts": "marts",
+    "workflow": "workflow",
+}
+# Sources that are tables leadscore's own Python assets write (lead_scores): their key is that asset's.
+OWN_SOURCES = "leadscore"
 MAX_LISTED_VALUES = 8
 
 
 def dbt_asset_key(props: Mapping[str, Any]) -> AssetKey:
     if props["resource_type"] == "source":
+        if props["source_name"] == OWN_SOURCES:
+            return AssetKey([props["name"]])
         return AssetKey([props["source_name"], props["name"]])
     return AssetKey([props["name"]])
 

@@ -85,6 +85,17 @@ def isolated_crm(tmp_path_factory):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def isolated_mail(tmp_path_factory):
+    """Digests the nightlies send go to a local mail sink in a temp dir, never to data/mail or a real relay."""
+    root = tmp_path_factory.mktemp("mail")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LEADSCORE_MAIL_DIR", str(root))
+        for name in ("LEADSCORE_SMTP_HOST", "LEADSCORE_SLACK_WEBHOOK_URL", "LEADSCORE_SMTP_PASSWORD"):
+            env.delenv(name, raising=False)
+        yield root
+
+
+@pytest.fixture(scope="session", autouse=True)
 def no_model_diagnostics():
     """The nightlies tests run skip the learning curve and the ablation (~25 refits of the model each):
     tests/ml/test_ml_candidates.py and tests/test_ml_assets.py exercise them on purpose."""

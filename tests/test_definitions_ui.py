@@ -90,16 +90,19 @@ def test_apply_policies_keeps_keys_ops_checks_and_pools():
     assert owners[AssetKey("lead_features")] == ["team:analytics"]
     assert owners[AssetKey("lead_scores")] == ["team:ml"]
     assert owners[AssetKey("hubspot_sync")] == ["team:revops"]
+    assert owners[AssetKey("morning_digest")] == ["team:revops"]
 
 
 def test_owner_and_domain_rules():
-    assert set(OWNERS_BY_GROUP) == {"sources", "staging", "intermediate", "marts", "ml", "activation"}
+    assert set(OWNERS_BY_GROUP) == {"sources", "staging", "intermediate", "marts", "ml", "activation", "workflow"}
     with pytest.raises(ValueError, match="OWNERS_BY_GROUP"):
         owner_for("somewhere_new")
     assert domain_for(AssetKey("lead_crm_ids")) == "crm"
     assert domain_for(AssetKey("lead_scoring_model")) == "lead_scoring"
     assert domain_for(AssetKey(["raw", "payments"])) == "billing"
     assert domain_for(AssetKey("int_account_daily_marketing")) == "marketing"
+    assert domain_for(AssetKey("lead_alerts")) == "workflow"
+    assert domain_for(AssetKey("hubspot_tasks")) == "crm"
 
 
 def test_dbt_test_descriptions():
@@ -158,15 +161,15 @@ def test_rejects_check_reads_activation_rejects():
     ensure_tables(con)
     assert rejects_check(con, "hubspot").passed
     stamp = dt.datetime(2026, 6, 30, 2, 30)
-    other = ("salesforce", "org-1", "lead_scores", "L-1", "update", "Lead", "X", "no", None, 1, stamp, stamp, "run")
+    other = ("salesforce", "org-1", "leads", "L-1", "update", "Lead", "X", "no", None, 1, stamp, stamp, "run")
     rows = [
-        ("hubspot", "portal-1", "lead_scores", f"L-{i}", "update", "contacts", code, "refused", None, 2, stamp,
+        ("hubspot", "portal-1", "leads", f"L-{i}", "update", "contacts", code, "refused", None, 2, stamp,
          stamp + dt.timedelta(minutes=i), "run")
         for i, code in enumerate(["INVALID_OPTION"] * 12 + ["not_found"] * 3)
     ] + [other]  # fmt: skip
     con.executemany(f"INSERT INTO activation.rejects VALUES ({', '.join('?' * 13)})", rows)
     con.execute(
-        "INSERT INTO activation.sync_state VALUES ('hubspot', 'portal-1', 'lead_scores', 'L-14', 'h', false, "
+        "INSERT INTO activation.sync_state VALUES ('hubspot', 'portal-1', 'leads', 'L-14', 'h', false, "
         "'contacts', '9001', ?, 'run', false)",
         [stamp],
     )
@@ -180,6 +183,13 @@ def test_rejects_check_reads_activation_rejects():
     assert check.metadata["open_rejects"].value == 15
     assert "10 of 15 open rejects shown" in check.metadata["first_rejects"].value
     assert rejects_check(con, "salesforce").metadata["open_rejects"].value == 1
+    # a refused task is the workflow's reject: its own check counts it, the scores' check does not
+    task = ("hubspot", "portal-1", "tasks", "alert-1", "create", "tasks", "owner_not_in_crm", "no owner", None, 1,
+            stamp, stamp, "run")  # fmt: skip
+    con.execute(f"INSERT INTO activation.rejects VALUES ({', '.join('?' * 13)})", task)
+    assert rejects_check(con, "hubspot", "portal-1").metadata["open_rejects"].value == 15
+    tasks_check = rejects_check(con, "hubspot", objects=("tasks",), check_name="hubspot_task_rejects")
+    assert tasks_check.check_name == "hubspot_task_rejects" and tasks_check.metadata["open_rejects"].value == 1
 
 
 def test_raw_tables_report_their_newest_loaded_at():
