@@ -158,7 +158,8 @@ def test_malformed_ids_are_quarantined_and_dirty_ids_come_out_canonical(warehous
         (a, (h, s))
         for a, h, s in query(
             warehouse_copy,
-            "SELECT account_id, hubspot_company_id, salesforce_account_id FROM account_crm_ids WHERE account_id LIKE 'A-CRM-%'",
+            "SELECT account_id, hubspot_company_id, salesforce_account_id FROM account_crm_ids "
+            "WHERE account_id LIKE 'A-CRM-%'",
         )
     )
     assert accounts == {"A-CRM-1": ("4242", ACCOUNT_ID), "A-CRM-2": (None, ACCOUNT_ID)}
