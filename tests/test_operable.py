@@ -248,7 +248,7 @@ def test_a_killed_run_is_recovered_by_the_next_launch(operated):
         rf"recovered: run {operated['killed_run'][:8]} had (died|ended but still held 1 pool slot)", output
     )
     assert said, output[:2000]
-    assert "succeeded" in output and "[1/7] raw_sources" in output
+    assert "succeeded" in output and re.search(r"\[1/\d+\] raw_sources", output)
     with DagsterInstance.from_config(str(operated["home"])) as instance:
         assert instance.get_run_by_id(operated["killed_run"]).status == DagsterRunStatus.FAILURE
         assert instance.event_log_storage.get_concurrency_info("warehouse").claimed_slots == []

@@ -55,12 +55,21 @@ def test_definitions_snapshot():
         "lead_labels",
         "lead_crm_ids",
         "account_crm_ids",
+        "crm_users",
     }
     assert {"stg_contacts", "stg_marketing_events", "quarantine"} <= groups["staging"]
     assert {"int_leads", "int_lead_daily_activity", "int_data_window"} <= groups["intermediate"]
     assert groups["ml"] == {"lead_scoring_model", "lead_scores"}
     assert groups["activation"] == {"hubspot_sync", "salesforce_sync"}
-    assert set(groups) == {"sources", "staging", "intermediate", "marts", "ml", "activation"}
+    assert groups["workflow"] == {
+        "lead_alerts",
+        "lead_routing",
+        "alert_tasks",
+        "hubspot_tasks",
+        "salesforce_tasks",
+        "morning_digest",
+    }
+    assert set(groups) == {"sources", "staging", "intermediate", "marts", "ml", "activation", "workflow"}
 
     partitioned = {k for k in graph.get_all_asset_keys() if graph.get(k).partitions_def is not None}
     assert partitioned == {*HISTORY_KEYS, AssetKey("lead_scores")}
@@ -78,6 +87,12 @@ def test_definitions_snapshot():
         "lead_scoring_model": None,
         "hubspot_sync": "warehouse",
         "salesforce_sync": "warehouse",
+        "dbt_workflow": "warehouse",
+        "lead_routing": "warehouse",
+        "alert_tasks": "warehouse",
+        "hubspot_tasks": "warehouse",
+        "salesforce_tasks": "warehouse",
+        "morning_digest": "warehouse",
     }
 
     assert defs.resolve_job_def("nightly") is not None
