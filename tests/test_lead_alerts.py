@@ -35,6 +35,7 @@ HISTORY: dict[str, tuple[str | None, bool, list[tuple[int, float, int]]]] = {
     "goes_silent": ("R-1", True, [(0, 80.0, 12), (1, 80.0, 13), (2, 80.0, 14), (3, 80.0, 15)]),
     "unconsented_spike": ("R-1", False, [(0, 10.0, 1), (1, 90.0, 1)]),
     "gap_longer_than_window": ("R-1", True, [(0, 50.0, 1), (9, 76.0, 1)]),
+    "silent_but_rising": ("R-1", True, [(0, 60.0, 20), (1, 80.0, 21)]),
 }
 
 
@@ -113,6 +114,10 @@ def test_a_hot_lead_going_silent_fires_on_the_fourteenth_day_only(alerts):
     assert fired(alerts, "goes_silent") == [("decline", 2)]
     (row,) = [a for a in alerts if a[0] == "goes_silent"]
     assert row[4] == "No touch for 14 days after being hot (score 80)"
+
+
+def test_a_rising_score_is_a_spike_not_a_silence_decline(alerts):
+    assert fired(alerts, "silent_but_rising") == [("spike", 1)]
 
 
 def test_an_unconsented_lead_never_has_an_alert(alerts):

@@ -255,7 +255,10 @@ def build_digests(
                 rep=rep,
                 leads=tuple(leads),
                 call_today=tuple(call_list(leads)),
-                spikes=tuple(_by_change(leads, "spike", descending=True)),
+                # a lead routed to the rep today is listed once, as new to them, even when it also spiked
+                spikes=tuple(
+                    lead for lead in _by_change(leads, "spike", descending=True) if not lead.alert("unowned_hot")
+                ),
                 new_to_you=tuple(lead for lead in leads if lead.alert("unowned_hot")),
                 declines=tuple(_by_change(leads, "decline", descending=False)),
             )

@@ -353,3 +353,11 @@ def test_a_newline_in_a_name_cannot_break_a_header() -> None:
     parsed = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
     assert parsed["Bcc"] is None
     assert parsed["To"].addresses[0].addr_spec == "ada@x.example"
+
+
+def test_a_lead_routed_to_the_rep_today_is_listed_once_even_when_it_also_spiked(tmp_path: Path) -> None:
+    spiked_too = ("L07", "spike", 80.0, 60.0, 20.0, "Score rose 20 points in 7 days, from 60 to 80", DAY)
+    with build_warehouse(tmp_path / "warehouse.duckdb", alerts=[*ALERTS, spiked_too]) as con:
+        ada = next(d for d in load_digests(con).digests if d.rep.user_id == "U1")
+    assert ids(ada.new_to_you) == ["L07"]
+    assert "L07" not in ids(ada.spikes) and ids(ada.spikes) == ["L02", "L05"]

@@ -79,8 +79,13 @@ conditions as (
         coalesce(score - window_low >= {{ spike }}, false) as rose,
         coalesce(score >= {{ hot }} and last_score < {{ hot }}, false) as crossed,
         coalesce(window_high >= {{ hot }} and window_high - score >= {{ decline }}, false) as fell,
-        coalesce(greatest(window_high, score) >= {{ hot }} and days_since_last_touch >= {{ silent }}, false)
-            as went_silent,
+        -- going cold: hot within the window, untouched for alert_silent_days, and not rising today (a rising
+        -- score is a spike, not a decline)
+        coalesce(
+            greatest(window_high, score) >= {{ hot }} and days_since_last_touch >= {{ silent }}
+            and not (score - window_low >= {{ spike }} or (score >= {{ hot }} and last_score < {{ hot }})),
+            false
+        ) as went_silent,
         score >= {{ hot }} and coalesce(last_score < {{ hot }}, true) as became_hot
     from windowed
 ),
