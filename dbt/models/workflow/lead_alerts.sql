@@ -11,10 +11,14 @@
 --   unowned_hot  the lead became hot and has no active owner in the CRM (routing gives it one)
 -- Only current leads with marketing consent (lead_crm_ids): withdrawing consent removes a lead's alerts.
 -- Owner and consent are today's: the CRM export has no history of them.
+-- depends_on: {{ ref('lead_crm_ids') }}
+-- depends_on: {{ ref('crm_users') }}
+-- depends_on: {{ ref('lead_features') }}
 {%- set scores = load_relation(source('leadscore', 'lead_scores')) %}
-{%- if target.type != 'duckdb' %}
--- The scores live in the DuckDB file, so Dagster builds this model with the DuckDB target whatever the
--- engine (README "Workflow"); built on another engine it is empty, with the same columns.
+{%- if target.type != 'duckdb' or scores is none %}
+-- No lead scored yet (a new warehouse), or another engine than DuckDB: the scores live in the DuckDB file,
+-- so Dagster builds this model with the DuckDB target whatever the engine (README "Workflow"). Either way
+-- the model builds, empty, with its columns, and reads nothing else.
 select
     cast(null as {{ dbt.type_string() }}) as alert_id, cast(null as {{ dbt.type_string() }}) as lead_id,
     cast(null as {{ dbt.type_string() }}) as account_id, cast(null as date) as alert_date,
@@ -31,16 +35,8 @@ where 1 = 0
 {%- set silent = var('alert_silent_days') | int %}
 
 with scores as (
-{%- if scores is none %}
-    -- no lead has been scored yet: no alerts (the model still builds, so a fresh warehouse passes)
-    select
-        cast(null as varchar) as lead_id, cast(null as varchar) as account_id, cast(null as date) as as_of,
-        cast(null as double) as score, cast(null as varchar) as tier, cast(null as varchar[]) as reasons
-    where false
-{%- else %}
     select lead_id, account_id, as_of, score, tier, reasons
     from {{ source('leadscore', 'lead_scores') }}
-{%- endif %}
 ),
 
 leads as (
