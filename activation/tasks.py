@@ -46,6 +46,9 @@ def task_subject(kind: str, score: float | None, score_change: float | None) -> 
     now = f"{score:.0f}" if score is not None else "?"
     if kind == "spike":
         text = f"Leadscore: score jumped {points} to {now} - call today"
+    elif kind == "decline" and (score_change is None or score_change > -0.5):
+        # a hot lead gone silent: no points lost (yet), so no number to quote
+        text = f"Leadscore: hot lead gone quiet (score {now}) - check in this week"
     elif kind == "decline":
         text = f"Leadscore: score dropped {points} to {now} - check in this week"
     elif kind == "unowned_hot":

@@ -48,6 +48,7 @@ def test_task_subjects_say_what_happened_and_what_to_do() -> None:
     assert task_subject("spike", 81.2, 23.4) == "Leadscore: score jumped 23 points to 81 - call today"
     assert task_subject("spike", 50, 1) == "Leadscore: score jumped 1 point to 50 - call today"
     assert task_subject("decline", 40, -20) == "Leadscore: score dropped 20 points to 40 - check in this week"
+    assert task_subject("decline", 45, 0.0) == "Leadscore: hot lead gone quiet (score 45) - check in this week"
     assert "now yours - call today" in task_subject("unowned_hot", 90, None)
     assert task_subject("new_kind", None, None) == "Leadscore: new kind alert (score ?)"
     assert len(clip("x" * 300, 255)) == 255 and clip("x" * 300, 255).endswith("...")
