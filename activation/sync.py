@@ -563,13 +563,7 @@ def _send(
     except DailyLimitReached as exc:
         run.absorb(BatchOutcome(deferred=changes, stopped=str(exc)))
         return
-    sendable: list[OutgoingRecord] = []
-    for change in changes:
-        reject = destination.check(obj, change)
-        if reject is None:
-            sendable.append(change)
-        else:
-            run.absorb(BatchOutcome(results=[(change, reject)]), sent=False)
+    sendable = _passing_checks(destination, obj, changes, run)
     threshold = destination.bulk_threshold
     if threshold is not None and len(sendable) > threshold:
         log.info("%s %s: %d changes > %d, using the bulk API", destination.name, report.crm_object, len(sendable),
@@ -577,6 +571,20 @@ def _send(
         _send_bulk(destination, obj, sendable, run)
     elif sendable:
         _send_batches(destination, obj, sendable, run)
+
+
+def _passing_checks(
+    destination: Destination, obj: ObjectMapping, changes: Sequence[OutgoingRecord], run: _Run
+) -> list[OutgoingRecord]:
+    """The changes the CRM's known rules accept; the others are recorded as rejects without being sent."""
+    sendable: list[OutgoingRecord] = []
+    for change in changes:
+        reject = destination.check(obj, change)
+        if reject is None:
+            sendable.append(change)
+        else:
+            run.absorb(BatchOutcome(results=[(change, reject)]), sent=False)
+    return sendable
 
 
 def _send_creates(
@@ -611,13 +619,7 @@ def _send_creates(
         unsettled |= {c.key for c in changes if c.key in planned.uncertain}
         run.absorb(BatchOutcome(deferred=changes, stopped=str(exc)))
         return
-    sendable: list[OutgoingRecord] = []
-    for change in changes:
-        reject = destination.check(obj, change)
-        if reject is None:
-            sendable.append(change)
-        else:
-            run.absorb(BatchOutcome(results=[(change, reject)]), sent=False)
+    sendable = _passing_checks(destination, obj, changes, run)
     touched = {c.key for c in planned.plan.changes}
     for round_number in range(1, max(1, options.create_rounds) + 1):
         if not sendable:
