@@ -68,7 +68,7 @@ run: install instance $(if $(filter spark,$(LEADSCORE_ENGINE)),java)
 	@$(UV) run --quiet python -m dagster_project.nightly --days $(RUN_DAYS)
 
 test: install java
-	$(UV) run pytest -n 2 --dist loadfile
+	$(UV) run pytest -n 2 --dist loadfile --durations=25
 
 dev: install instance
 	$(UV) run dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

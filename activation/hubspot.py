@@ -376,7 +376,10 @@ class HubSpotDestination(MappedDestination, ApiClient):
         found: dict[str, str] = {}
         url = f"{self.base_url}/crm/v3/objects/{target.object}/search"
         for start in range(0, len(keys), MAX_SEARCH_VALUES):
-            chunk = sorted(set(keys[start : start + MAX_SEARCH_VALUES]))
+            # IN matches lower-case input only (the search index lower-cases values): ask in lower case and map
+            # each hit back to the key as leadscore spells it.
+            spelled = {key.lower(): key for key in keys[start : start + MAX_SEARCH_VALUES]}
+            chunk = sorted(spelled)
             after: str | None = None
             while True:
                 body: dict[str, Any] = {
@@ -390,9 +393,10 @@ class HubSpotDestination(MappedDestination, ApiClient):
                 self._search_limiter.acquire()
                 answer = self.request("POST", url, json=body).json()
                 for result in answer.get("results") or []:
-                    key = (result.get("properties") or {}).get(target.id_field)
-                    if key in chunk and (key not in found or int(result["id"]) < int(found[key])):
-                        found[str(key)] = str(result["id"])
+                    stored = str((result.get("properties") or {}).get(target.id_field) or "")
+                    key = spelled.get(stored.lower())
+                    if key is not None and (key not in found or int(result["id"]) < int(found[key])):
+                        found[key] = str(result["id"])
                 after = ((answer.get("paging") or {}).get("next") or {}).get("after")
                 if not after:
                     break

@@ -33,7 +33,8 @@ _METADATA = {
 }
 # What an existing field's describe type may be for each logical type.
 COMPATIBLE_DESCRIBE_TYPES = {
-    "string": {"string", "textarea", "picklist", "email", "phone", "url", "reference"},
+    # combobox: a picklist that also takes free text (Task.Subject is one).
+    "string": {"string", "textarea", "picklist", "combobox", "email", "phone", "url", "reference"},
     "text": {"textarea", "string"},
     "number": {"double", "currency", "percent", "int", "long"},
     "integer": {"double", "int", "long", "currency"},
@@ -172,6 +173,16 @@ def describe_problems(
     return problems
 
 
+# Custom fields of tasks and events are defined once, on the Activity object, and show on both: metadata
+# under objects/Task/ does not deploy, and a permission set names them Activity.<field>.
+ACTIVITY_SOBJECTS = frozenset({"Task", "Event"})
+
+
+def metadata_sobject(sobject: str) -> str:
+    """The object a custom field of ``sobject`` is defined on in metadata."""
+    return "Activity" if sobject in ACTIVITY_SOBJECTS else sobject
+
+
 def field_xml(spec: FieldSpec) -> str:
     """A ``CustomField`` in Salesforce DX source format."""
     lines = [
@@ -203,7 +214,7 @@ def permission_set_xml(specs: Sequence[FieldSpec]) -> str:
         lines += [
             "    <fieldPermissions>",
             "        <editable>true</editable>",
-            f"        <field>{spec.sobject}.{spec.name}</field>",
+            f"        <field>{metadata_sobject(spec.sobject)}.{spec.name}</field>",
             "        <readable>true</readable>",
             "    </fieldPermissions>",
         ]
@@ -228,7 +239,7 @@ def metadata_files(mapping: SyncMapping) -> dict[str, str]:
     base = "force-app/main/default"
     files = {"sfdx-project.json": SFDX_PROJECT}
     for spec in specs:
-        files[f"{base}/objects/{spec.sobject}/fields/{spec.name}.field-meta.xml"] = field_xml(spec)
+        files[f"{base}/objects/{metadata_sobject(spec.sobject)}/fields/{spec.name}.field-meta.xml"] = field_xml(spec)
     files[f"{base}/permissionsets/{PERMISSION_SET}.permissionset-meta.xml"] = permission_set_xml(specs)
     return files
 

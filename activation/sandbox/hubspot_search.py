@@ -34,7 +34,9 @@ class Filter:
 
     def matches(self, properties: dict[str, str]) -> bool:
         value = properties.get(self.name)
-        wanted = {v.lower() for v in self.values}
+        # EQ ignores case; IN is case-sensitive on its input: values are matched against the lower-cased
+        # stored value, so only lower-case inputs can match (HubSpot's search docs).
+        wanted = set(self.values) if self.operator in ("IN", "NOT_IN") else {v.lower() for v in self.values}
         if self.operator == "HAS_PROPERTY":
             return bool(value)
         if self.operator == "NOT_HAS_PROPERTY":

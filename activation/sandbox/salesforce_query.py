@@ -217,7 +217,7 @@ def _comparable(value: Any, typ: str) -> Any:
         return None
     if typ in ("id", "reference") and isinstance(value, str):
         return normalize_salesforce_id(value) or value
-    if typ in ("string", "textarea", "picklist", "email", "phone", "url") and isinstance(value, str):
+    if typ in ("string", "textarea", "picklist", "combobox", "email", "phone", "url") and isinstance(value, str):
         return value.lower()  # SOQL text comparisons ignore case
     return value
 

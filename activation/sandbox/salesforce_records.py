@@ -28,7 +28,7 @@ from activation.sandbox.faults import FaultDice
 from activation.sandbox.store import Store, select_in
 
 NUMERIC = {"double", "currency", "percent", "int", "long"}
-TEXTUAL = {"string", "textarea", "picklist", "email", "phone", "url", "id", "reference"}
+TEXTUAL = {"string", "textarea", "picklist", "combobox", "email", "phone", "url", "id", "reference"}
 _EMAIL = re.compile(r"^[^@\s\"]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}$")
 
 
@@ -88,7 +88,7 @@ STANDARD_FIELDS: dict[str, list[FieldDef]] = {
     ],
     "Task": [
         ID_FIELD,
-        FieldDef("Subject", "string", 255),
+        FieldDef("Subject", "combobox", 255),  # a picklist of suggestions that takes any text
         FieldDef("Description", "textarea", 32_000),
         FieldDef("ActivityDate", "date"),
         FieldDef("Status", "picklist", 40, nillable=False, defaulted_on_create=True),

@@ -158,6 +158,24 @@ def test_shipped_salesforce_metadata_matches_the_mapping() -> None:
     assert shipped == set(expected)
 
 
+def test_task_fields_are_activity_fields_in_metadata_and_subject_may_be_a_combobox() -> None:
+    """Salesforce defines task and event custom fields on Activity: metadata under objects/Task/ is refused at
+    deploy. A real org's describe gives Task.Subject as combobox, which a text field must accept."""
+    files = metadata_files(load_mapping(DEFAULT_MAPPING_PATH))
+    task_specs = [s for s in field_specs(load_mapping().object("tasks")) if s.sobject == "Task"]
+    custom = [s for s in task_specs if s.custom]
+    assert custom, "the tasks mapping has a custom key field"
+    for spec in custom:
+        assert f"force-app/main/default/objects/Activity/fields/{spec.name}.field-meta.xml" in files
+        permissions = files["force-app/main/default/permissionsets/Leadscore_Integration.permissionset-meta.xml"]
+        assert f"<field>Activity.{spec.name}</field>" in permissions
+    assert not any("/objects/Task/" in path for path in files)
+    subject = next(s for s in task_specs if s.name == "Subject")
+    describe = [{"name": s.name, "type": s.describe_type, "updateable": True} for s in task_specs]
+    describe = [{**d, "type": "combobox"} if d["name"] == "Subject" else d for d in describe]
+    assert describe_problems([subject], describe) == []
+
+
 def test_field_specs_and_describe_problems() -> None:
     leads = load_mapping().object("leads")
     specs = field_specs(leads)

@@ -4,6 +4,7 @@ search), Salesforce Users, Tasks and SOQL, owner checks on records, faults after
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -172,10 +173,10 @@ def test_task_properties_and_search(crm: SandboxHandle) -> None:
     definition = {"name": "leadscore_alert_id", "label": "Alert", "type": "string", "fieldType": "text",
                   "groupName": "leadscore"}  # fmt: skip
     assert hubspot(crm, "POST", "/crm/v3/properties/tasks", definition).status_code == 201
-    inputs = [task_input(leadscore_alert_id=f"alert{i}") for i in range(5)]
+    inputs = [task_input(leadscore_alert_id=f"alert{i}") for i in range(5)] + [task_input(leadscore_alert_id="Mixed")]
     assert hubspot(crm, "POST", "/crm/v3/objects/tasks/batch/create", {"inputs": inputs}).status_code == 200
     query = {"filterGroups": [{"filters": [{"propertyName": "leadscore_alert_id", "operator": "IN",
-                                            "values": ["ALERT1", "alert3", "alert9"]}]}],
+                                            "values": ["alert1", "alert3", "alert9"]}]}],
              "properties": ["leadscore_alert_id"], "limit": 1}  # fmt: skip
     first = hubspot(crm, "POST", "/crm/v3/objects/tasks/search", query).json()
     assert first["total"] == 2 and first["results"][0]["properties"]["leadscore_alert_id"] == "alert1"
@@ -185,6 +186,19 @@ def test_task_properties_and_search(crm: SandboxHandle) -> None:
         "filterGroups": [{"filters": [{"propertyName": "leadscore_alert_id", "operator": "EQ", "value": "alert4"}]}]
     }
     assert hubspot(crm, "POST", "/crm/v3/objects/tasks/search", equal).json()["total"] == 1
+
+    def found_by_in(*values: str) -> int:
+        body = {"filterGroups": [{"filters": [{"propertyName": "leadscore_alert_id", "operator": "IN",
+                                               "values": list(values)}]}]}  # fmt: skip
+        return hubspot(crm, "POST", "/crm/v3/objects/tasks/search", body).json()["total"]
+
+    # IN is case-sensitive on its input and matches the lower-cased stored value; EQ ignores case.
+    time.sleep(1.0)  # four more searches: stay within the search API's 5 per second
+    assert found_by_in("ALERT4") == 0 and found_by_in("Mixed") == 0 and found_by_in("mixed") == 1
+    shouting = {
+        "filterGroups": [{"filters": [{"propertyName": "leadscore_alert_id", "operator": "EQ", "value": "ALERT4"}]}]
+    }
+    assert hubspot(crm, "POST", "/crm/v3/objects/tasks/search", shouting).json()["total"] == 1
 
 
 @pytest.mark.parametrize(

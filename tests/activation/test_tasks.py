@@ -287,6 +287,20 @@ def test_hubspot_tasks_land_on_the_owner_and_the_contact_once(
     assert len(crm_tasks(sandbox, "hubspot")) == 8
 
 
+def test_the_hubspot_lookup_finds_a_key_spelled_with_capitals(
+    sandbox: SandboxHandle, warehouse: duckdb.DuckDBPyConnection, mapping: SyncMapping
+) -> None:
+    """HubSpot's search IN matches lower-case input only; a key with capitals must still be found after a lost
+    answer, or its task would be created twice."""
+    seed_crm(sandbox, leads=8)
+    seed_owners(sandbox)
+    write_world(warehouse, ALERTS)
+    assert sync_object(warehouse, client_for(sandbox, "hubspot"), mapping.object("tasks")).created == 8
+    shouted = f"AL-1-SPIKE-{DAY}"
+    found = client_for(sandbox, "hubspot").find_created(mapping.object("tasks"), [shouted])
+    assert found == {shouted: crm_tasks(sandbox, "hubspot")[f"al-1-spike-{DAY}"]["id"]}
+
+
 def test_salesforce_tasks_go_to_the_contact_once_converted_else_the_lead(
     sandbox: SandboxHandle, warehouse: duckdb.DuckDBPyConnection, mapping: SyncMapping
 ) -> None:
