@@ -174,7 +174,8 @@ def describe_problems(
 
 
 # Custom fields of tasks and events are defined once, on the Activity object, and show on both: metadata
-# under objects/Task/ does not deploy, and a permission set names them Activity.<field>.
+# under objects/Task/ does not deploy. A permission set still grants them as Task.<field> (Salesforce adds
+# the Event twin itself).
 ACTIVITY_SOBJECTS = frozenset({"Task", "Event"})
 
 
@@ -214,7 +215,7 @@ def permission_set_xml(specs: Sequence[FieldSpec]) -> str:
         lines += [
             "    <fieldPermissions>",
             "        <editable>true</editable>",
-            f"        <field>{metadata_sobject(spec.sobject)}.{spec.name}</field>",
+            f"        <field>{spec.sobject}.{spec.name}</field>",
             "        <readable>true</readable>",
             "    </fieldPermissions>",
         ]

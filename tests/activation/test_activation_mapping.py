@@ -168,7 +168,7 @@ def test_task_fields_are_activity_fields_in_metadata_and_subject_may_be_a_combob
     for spec in custom:
         assert f"force-app/main/default/objects/Activity/fields/{spec.name}.field-meta.xml" in files
         permissions = files["force-app/main/default/permissionsets/Leadscore_Integration.permissionset-meta.xml"]
-        assert f"<field>Activity.{spec.name}</field>" in permissions
+        assert f"<field>Task.{spec.name}</field>" in permissions  # granted on Task; Salesforce mirrors Event
     assert not any("/objects/Task/" in path for path in files)
     subject = next(s for s in task_specs if s.name == "Subject")
     describe = [{"name": s.name, "type": s.describe_type, "updateable": True} for s in task_specs]
