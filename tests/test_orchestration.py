@@ -322,35 +322,3 @@ def test_a_failing_dbt_test_blocks_everything_downstream(tmp_path, use_warehouse
         )
         assert check is not None and check.event.asset_check_evaluation.passed is False
     assert "2026-06-30" not in as_of_days(warehouse)
-
-
-def why_it_failed(output: str) -> str:
-    """What a person needs from a failed ``dagster asset materialize``: the step and pool events, dbt's
-    error lines (they come long before the traceback's end) and the last lines."""
-    wanted = re.compile(r"STEP_START|STEP_FAILURE|blocked by limit|ERROR|Error|error|Failure in|Could not set lock")
-    lines = output.splitlines()
-    return "\n".join([*(line[:400] for line in lines[:-20] if wanted.search(line)), "...", *lines[-20:]])
-
-
-def test_two_runs_launched_together_both_succeed(tmp_path, use_warehouse):
-    """Two partition runs started at the same moment, as two processes on one instance and one DuckDB
-    file: the warehouse pool (limit 1) makes their dbt steps take turns instead of colliding."""
-    home = tmp_path / "dagster_home"
-    make_instance(home).dispose()
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    runs = [
-        subprocess.Popen(
-            [*DAGSTER_MATERIALIZE, "--select", "account_metrics_daily,lead_features", "--partition", day],
-            env=env,
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for day in ("2026-06-20", "2026-06-21")
-    ]
-    outputs = [run.communicate(timeout=600)[0] for run in runs]
-    assert [run.returncode for run in runs] == [0, 0], "\n\n".join(why_it_failed(o) for o in outputs)
-    assert {"2026-06-20", "2026-06-21"} <= set(as_of_days(use_warehouse))
-    with DagsterInstance.from_config(str(home)) as instance:
-        assert instance.event_log_storage.get_concurrency_info("warehouse").slot_count == 1
