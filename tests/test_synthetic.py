@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import duckdb
 import numpy as np
+import pandas as pd
 import pytest
 
 from activation.salesforce_ids import make_salesforce_id, normalize_salesforce_id
@@ -348,6 +352,46 @@ def test_the_crm_is_deterministic_and_never_shifts_the_data_the_model_learns_fro
     other_raw, other_crm = load("d")
     assert other_raw == raw, "without its id columns, the data is the same whatever the CRM's draws"
     assert other_crm != crm
+
+
+def test_product_usage_is_the_same_rows_whatever_its_chunks(tmp_path, monkeypatch):
+    """Chunks of product usage only bound memory: the draws, and so every table, stay the same."""
+    chunks: list[int] = []
+    insert = synthetic._insert
+
+    def counting_insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+        if table == "product_usage":
+            chunks.append(len(frame))
+        insert(con, table, frame)
+
+    def load(name: str) -> tuple[dict, dict]:
+        with duckdb.connect(str(tmp_path / f"{name}.duckdb")) as con:
+            load_synthetic(con, tiny_config(n_accounts=80))
+            return table_fingerprints(con), crm_fingerprints(con)
+
+    monkeypatch.setattr(synthetic, "_insert", counting_insert)
+    whole = load("whole")
+    assert len(chunks) == 1
+    chunks.clear()
+    monkeypatch.setattr(synthetic, "USAGE_ROWS_PER_CHUNK", 500)
+    assert load("chunked") == whole
+    assert len(chunks) > 3 and max(chunks) <= 500
+
+
+def test_a_frame_written_inside_the_load_transaction_is_freed_before_the_commit(tmp_path):
+    """DuckDB keeps a registered frame (even unregistered) until the transaction ends; the load's frames must
+    not be, or every chunk of events stays in memory until the commit."""
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        con.execute("CREATE TABLE t (x BIGINT)")
+        con.execute("BEGIN TRANSACTION")
+        frame = pd.DataFrame({"x": np.arange(1_000)})
+        alive = weakref.ref(frame)
+        synthetic._run_on(con, "INSERT INTO t SELECT x FROM _rows", frame)
+        del frame
+        gc.collect()
+        assert alive() is None
+        con.execute("COMMIT")
+        assert con.execute("SELECT count(*) FROM t").fetchall() == [(1_000,)]
 
 
 def test_most_accounts_are_in_both_crms_and_every_account_with_an_opportunity_in_salesforce(tiny_raw_warehouse):

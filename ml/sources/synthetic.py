@@ -23,9 +23,10 @@ then exports them with the ids an ELT tool would carry, dirt included (ids not y
 and lower-cased Salesforce ids). The CRM as it is, with canonical ids, is written to schema
 ``synthetic_crm``; the CRM sandbox seeds itself from it and no dbt model or feature reads it.
 
-Everything is vectorised with numpy and generated in chunks of leads, so the bench scale (100k
-accounts, 1M leads, 50M events) fits comfortably in memory; the same seed and configuration always
-give the same tables.
+Everything is vectorised with numpy and generated in chunks (events by chunks of leads, product usage
+by chunks of user-days), so the bench scale (120k accounts, 1.2M leads, 35M events, 15M user-days) and
+twice it fit well within 8 GB; the same seed and configuration always give the same tables, whatever
+the chunks of product usage (they only bound memory).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import duckdb
@@ -337,6 +338,9 @@ class SyntheticConfig:
 
 
 SCALES: dict[str, int] = {"tiny": 300, "small": 2_000, "bench": 120_000}
+# Product usage is drawn and written this many user-days at a time. It bounds memory and never changes the
+# rows (the draws are taken in the same order whatever the chunks); read at call time, so tests can shrink it.
+USAGE_ROWS_PER_CHUNK = 2_000_000
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -415,6 +419,35 @@ def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     starts = np.cumsum(counts) - counts
     within = np.arange(counts.sum()) - np.repeat(starts, counts)
     return owner, within
+
+
+def _runs(counts: np.ndarray, per_run: int) -> Iterator[tuple[int, int]]:
+    """Consecutive index ranges ``[lo, hi)`` of ``counts`` whose counts add up to about ``per_run`` each (at
+    least one index per range, however large its count)."""
+    ends = np.cumsum(counts)
+    lo = 0
+    while lo < len(counts):
+        done = int(ends[lo - 1]) if lo else 0
+        hi = max(lo + 1, int(np.searchsorted(ends, done + per_run, side="right")))
+        yield lo, hi
+        lo = hi
+
+
+def _narrow(values: np.ndarray) -> np.ndarray:
+    """Integers in the smallest dtype that holds every one of them exactly (their range decides, no guess):
+    tens of millions of small counts take a byte each instead of eight."""
+    if not values.size:
+        return values
+    return values.astype(np.promote_types(np.min_scalar_type(values.min()), np.min_scalar_type(values.max())))
+
+
+def _draw_in_chunks(draw: Callable[[int], np.ndarray], n: int, per_chunk: int) -> np.ndarray:
+    """``draw(n)`` as successive ``draw(k)`` calls of at most ``per_chunk`` values, each narrowed.
+
+    numpy's generators hand out numbers in order, so a draw split in consecutive parts gives the same values
+    as one draw; this way no int64 array of ``n`` is ever held."""
+    parts = [_narrow(draw(min(per_chunk, n - lo))) for lo in range(0, n, per_chunk)]
+    return np.concatenate(parts) if parts else np.empty(0, np.int64)
 
 
 def _sample_paths(rng: np.random.Generator, mix: np.ndarray, n: int) -> np.ndarray:
@@ -793,6 +826,43 @@ class _Leads:
     consent: np.ndarray
 
 
+@dataclass(frozen=True)
+class _Usage:
+    """raw.product_usage before it becomes frames: one entry per user and active day, ascending, in narrow
+    integer dtypes. As one frame of int64 and timestamp columns it took GBs at the bench scale."""
+
+    user: np.ndarray  # user index (0-based)
+    day: np.ndarray  # day of activity, days since the start of history
+    sessions: np.ndarray
+    feature_events: np.ndarray
+    user_account: np.ndarray  # account index of each user
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+
+def _usage_days(
+    rng: np.random.Generator, active_from: np.ndarray, span: np.ndarray, days_active: np.ndarray, per_chunk: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's distinct active days (user index, day; ascending): ``days_active`` uniform draws over the
+    user's active span, floored to days, repeats dropped.
+
+    Drawn for a run of users at a time (about ``per_chunk`` draws): the uniforms come off ``rng`` in the
+    order one draw for every user would take them, and users are disjoint, so the days are the same as
+    drawing all at once, without tens of millions of float64 and int64 intermediates.
+    """
+    users, days = [], []
+    for lo, hi in _runs(days_active, per_chunk):
+        owner = lo + _expand(days_active[lo:hi])[0]
+        day = np.floor(active_from[owner] + rng.uniform(0, 1, len(owner)) * span[owner])
+        key = np.unique(owner * 100_000 + day.astype(np.int64))
+        users.append(_narrow(key // 100_000))
+        days.append(_narrow(key % 100_000))
+    if not users:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(users), np.concatenate(days)
+
+
 class SyntheticCompany:
     """Generates every raw table for one configuration. Use :func:`load_synthetic` to land them."""
 
@@ -1112,8 +1182,9 @@ class SyntheticCompany:
         )
 
     # -- sales, billing and product --------------------------------------------------------------
-    def revenue(self, accounts: _Accounts, leads: _Leads) -> dict[str, pd.DataFrame]:
-        """Opportunities, stage history, subscriptions, invoices, payments and product usage."""
+    def revenue(self, accounts: _Accounts, leads: _Leads) -> tuple[dict[str, pd.DataFrame], _Usage]:
+        """Opportunities, stage history, subscriptions, invoices, payments, product users and workspaces (as
+        frames), and product usage (compact: :meth:`usage_frames` turns it into frames, chunk by chunk)."""
         rng, horizon = self.rng, self.horizon
         n_leads = len(leads.account)
         conv = np.flatnonzero(leads.converts & (leads.conversion_day - 30 < horizon))
@@ -1232,8 +1303,8 @@ class SyntheticCompany:
                 "_loaded_at": self.ts(np.minimum(pay_day[paid_idx] + 0.2, self.extracted_day)),
             }
         )
-        product = self.product(leads, won_lead=opp_lead[won], won_start=start, won_end=end, won_seats=seats[won])
-        return {
+        product, usage = self.product(leads, won_lead=opp_lead[won], won_start=start, won_end=end, won_seats=seats[won])
+        frames = {
             "opportunities": opportunities,
             "opportunity_stage_history": stage_history,
             "subscriptions": subscriptions,
@@ -1241,6 +1312,7 @@ class SyntheticCompany:
             "payments": payments,
             **product,
         }
+        return frames, usage
 
     def product(
         self,
@@ -1249,8 +1321,9 @@ class SyntheticCompany:
         won_start: np.ndarray,
         won_end: np.ndarray,
         won_seats: np.ndarray,
-    ) -> dict[str, pd.DataFrame]:
-        """Trials (driven by intent and fit, never by the outcome) and customers' ongoing use."""
+    ) -> tuple[dict[str, pd.DataFrame], _Usage]:
+        """Trials (driven by intent and fit, never by the outcome) and customers' ongoing use: product users
+        and workspaces as frames, daily usage compact."""
         rng, horizon = self.rng, self.horizon
         n_leads = len(leads.account)
         trial = np.flatnonzero(
@@ -1321,21 +1394,31 @@ class SyntheticCompany:
         # Daily usage: active days drawn per user over their active span, one row per user-day.
         span = np.maximum(user_active_to - user_active_from, 0)
         days_active = np.minimum(rng.poisson(user_rate * span), np.floor(span).astype(int))
-        u_owner, _ = _expand(days_active)
-        usage_day = np.floor(user_active_from[u_owner] + rng.uniform(0, 1, len(u_owner)) * span[u_owner])
-        key = np.unique(u_owner.astype(np.int64) * 100_000 + usage_day.astype(np.int64))
-        u_owner, usage_day = key // 100_000, (key % 100_000).astype(float)
-        usage = pd.DataFrame(
-            {
-                "user_num": u_owner + 1,
-                "account_num": user_account[u_owner] + 1,
-                "usage_date": self.ts(usage_day).astype("datetime64[s]"),
-                "sessions": 1 + rng.poisson(1.5, len(u_owner)),
-                "feature_events": rng.poisson(4.0, len(u_owner)),
-                "_loaded_at": self.ts(np.minimum(usage_day + 1.2, self.extracted_day)),
-            }
-        )
-        return {"product_users": users, "workspaces": workspaces, "product_usage": usage}
+        per_chunk = USAGE_ROWS_PER_CHUNK
+        usage_user, usage_day = _usage_days(rng, user_active_from, span, days_active, per_chunk)
+        # All sessions, then all feature events: the order of the draws, whatever the chunks.
+        sessions = _draw_in_chunks(lambda k: 1 + rng.poisson(1.5, k), len(usage_user), per_chunk)
+        feature_events = _draw_in_chunks(lambda k: rng.poisson(4.0, k), len(usage_user), per_chunk)
+        usage = _Usage(usage_user, usage_day, sessions, feature_events, user_account)
+        return {"product_users": users, "workspaces": workspaces}, usage
+
+    def usage_frames(self, usage: _Usage) -> Iterator[pd.DataFrame]:
+        """raw.product_usage as integer-keyed frames of at most ``USAGE_ROWS_PER_CHUNK`` rows (no draws), so
+        that only one chunk's int64 and timestamp columns exist at a time."""
+        per_chunk = USAGE_ROWS_PER_CHUNK
+        for lo in range(0, len(usage), per_chunk):
+            rows = slice(lo, lo + per_chunk)
+            user, day = usage.user[rows].astype(np.int64), usage.day[rows].astype(float)
+            yield pd.DataFrame(
+                {
+                    "user_num": user + 1,
+                    "account_num": usage.user_account[user] + 1,
+                    "usage_date": self.ts(day),
+                    "sessions": usage.sessions[rows],
+                    "feature_events": usage.feature_events[rows],
+                    "_loaded_at": self.ts(np.minimum(day + 1.2, self.extracted_day)),
+                }
+            )
 
     # -- the CRM ---------------------------------------------------------------------------------
     def crm(self, accounts: _Accounts, leads: _Leads, contacts: pd.DataFrame, opportunities: pd.DataFrame) -> _Crm:
@@ -1411,12 +1494,26 @@ _SELECTS: dict[str, str] = {
 }
 
 
+def _run_on(con: duckdb.DuckDBPyConnection, sql: str, rows: pd.DataFrame | pa.Table) -> None:
+    """Run ``sql``, which reads ``rows`` as the table ``_rows``.
+
+    DuckDB finds ``_rows`` among this function's locals (a replacement scan) and lets go of it when the
+    statement ends. ``con.register`` would create a temporary view instead, and inside the load's one
+    transaction DuckDB keeps a view it dropped, and the frame behind it, until the commit: every chunk of
+    events and usage stayed in memory to the end (about 2 GB at the bench scale).
+    """
+    _rows = rows  # read by DuckDB, by name
+    con.execute(sql)
+
+
 def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
-    con.register("_frame", frame)
-    try:
-        con.execute(f"INSERT INTO raw.{table} SELECT {_SELECTS[table]} FROM _frame")
-    finally:
-        con.unregister("_frame")
+    _run_on(con, f"INSERT INTO raw.{table} SELECT {_SELECTS[table]} FROM _rows", frame)
+
+
+def _insert_each(con: duckdb.DuckDBPyConnection, table: str, frames: Iterable[pd.DataFrame]) -> None:
+    """Insert frames made one at a time; each is gone once inserted, before the next is made."""
+    for frame in frames:
+        _insert(con, table, frame)
 
 
 def _event_chunks(company: SyntheticCompany, leads: _Leads) -> Iterator[pd.DataFrame]:
@@ -1452,9 +1549,8 @@ def load_synthetic(
         con.execute("CREATE SCHEMA IF NOT EXISTS oracle")
         for table in RAW_TABLES:
             con.execute(create_table_sql(table))
-        for chunk in _event_chunks(company, leads):
-            _insert(con, "marketing_events", chunk)
-        revenue = company.revenue(accounts, leads)
+        _insert_each(con, "marketing_events", _event_chunks(company, leads))
+        revenue, usage = company.revenue(accounts, leads)
         # Who was converted in Salesforce follows from the opportunities, so the CRM comes after them.
         crm = company.crm(accounts, leads, contacts, revenue["opportunities"])
         _insert(con, "accounts", pd.concat([accounts.frame, crm.account_ids], axis=1))
@@ -1462,6 +1558,7 @@ def load_synthetic(
         _insert(con, "crm_users", crm.users)
         for name, frame in revenue.items():
             _insert(con, name, frame)
+        _insert_each(con, "product_usage", company.usage_frames(usage))
         _write_oracle(con, company, leads)
         _write_crm(con, crm.tables)
 
@@ -1489,11 +1586,7 @@ def _write_crm(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> N
     con.execute(f"CREATE SCHEMA {CRM_SCHEMA}")
     for name, columns in CRM_TABLES.items():
         select = ", ".join(f'CAST("{column}" AS {type_}) AS "{column}"' for column, type_ in columns)
-        con.register("_records", tables[name])
-        try:
-            con.execute(f"CREATE TABLE {CRM_SCHEMA}.{name} AS SELECT {select} FROM _records")
-        finally:
-            con.unregister("_records")
+        _run_on(con, f"CREATE TABLE {CRM_SCHEMA}.{name} AS SELECT {select} FROM _rows", tables[name])
         con.execute(
             f"COMMENT ON TABLE {CRM_SCHEMA}.{name} IS 'The synthetic company''s CRM records (canonical ids), "
             "for seeding the CRM sandbox. Never read by dbt models or features.'"
@@ -1513,32 +1606,30 @@ def _write_oracle(con: duckdb.DuckDBPyConnection, company: SyntheticCompany, lea
             "evaluation_start": company.ts(leads.evaluation_start),
         }
     )
-    con.register("_truth", truth)
-    try:
-        con.execute(
-            f"""
-            CREATE OR REPLACE TABLE oracle.lead_truth AS
-            SELECT printf('L-%07d', contact_num) AS contact_id, fit, intent, in_market, p_convert, evaluation_start,
-                   {cfg.conversion_delay_min_days}::DOUBLE AS conversion_delay_min_days,
-                   {cfg.conversion_delay_max_days}::DOUBLE AS conversion_delay_max_days,
-                   {cfg.evaluation_delay_mean_days}::DOUBLE AS evaluation_delay_mean_days
-            FROM _truth
-            """
-        )
-        # Duplicates share their original's hidden state.
-        dup = company.duplicate_of
-        con.execute(
-            """
-            INSERT INTO oracle.lead_truth
-            SELECT printf('L-%07d', d.dup_num), t.fit, t.intent, t.in_market, t.p_convert, t.evaluation_start,
-                   t.conversion_delay_min_days, t.conversion_delay_max_days, t.evaluation_delay_mean_days
-            FROM (SELECT unnest(?) AS dup_num, unnest(?) AS orig_num) d
-            JOIN oracle.lead_truth t ON t.contact_id = printf('L-%07d', d.orig_num)
-            """,
-            [dup.index.to_numpy().tolist(), (dup.to_numpy() + 1).tolist()],
-        )
-    finally:
-        con.unregister("_truth")
+    _run_on(
+        con,
+        f"""
+        CREATE OR REPLACE TABLE oracle.lead_truth AS
+        SELECT printf('L-%07d', contact_num) AS contact_id, fit, intent, in_market, p_convert, evaluation_start,
+               {cfg.conversion_delay_min_days}::DOUBLE AS conversion_delay_min_days,
+               {cfg.conversion_delay_max_days}::DOUBLE AS conversion_delay_max_days,
+               {cfg.evaluation_delay_mean_days}::DOUBLE AS evaluation_delay_mean_days
+        FROM _rows
+        """,
+        truth,
+    )
+    # Duplicates share their original's hidden state.
+    dup = company.duplicate_of
+    con.execute(
+        """
+        INSERT INTO oracle.lead_truth
+        SELECT printf('L-%07d', d.dup_num), t.fit, t.intent, t.in_market, t.p_convert, t.evaluation_start,
+               t.conversion_delay_min_days, t.conversion_delay_max_days, t.evaluation_delay_mean_days
+        FROM (SELECT unnest(?) AS dup_num, unnest(?) AS orig_num) d
+        JOIN oracle.lead_truth t ON t.contact_id = printf('L-%07d', d.orig_num)
+        """,
+        [dup.index.to_numpy().tolist(), (dup.to_numpy() + 1).tolist()],
+    )
     con.execute(
         "COMMENT ON TABLE oracle.lead_truth IS 'Hidden truth of the synthetic generator. "
         "Never read by dbt models or features; for evaluation only.'"
