@@ -23,6 +23,9 @@ from tests.test_erasure import traces
 from tests.test_orchestration import make_instance
 
 DAY = daily_partitions.get_last_partition_key()
+# Each test runs whole nightlies (the first also the one its fixture copies): on a busy 2-core machine one test
+# has taken 600 s, the suite's default limit, with nothing wrong.
+pytestmark = pytest.mark.timeout(1800)
 
 
 def nightly(
