@@ -196,9 +196,30 @@ def submit(job: str, tags: Mapping[str, str], environ: Mapping[str, str]) -> str
         cwd=REPO, env=dict(environ), capture_output=True, text=True, check=False,
     )  # fmt: skip
     if done.returncode != 0:
-        detail = (done.stderr or done.stdout).strip().splitlines()
-        raise RuntimeError(f"could not queue the run: {' / '.join(detail[-3:])}")
+        raise RuntimeError(f"could not queue the run: {launch_error_summary(done.stderr or done.stdout)}")
     return run_id
+
+
+def launch_error_summary(output: str, lines: int = 5) -> str:
+    """The part of a failed ``dagster job launch`` a person needs: its error lines, not the end of a traceback.
+
+    The CLI prints tracebacks, log lines and the error itself mixed. Kept: lines at the margin that name an
+    error, and the lines right under a kept line that are not a traceback's ``File ...`` (pydantic puts the
+    field and the reason there, e.g. ``dbt_executable`` / ``Value error, The dbt executable 'dbt' does not
+    exist``)."""
+    scaffolding = ("Traceback", "Stack Trace", "The above exception", "During handling", "Try '", "File ")
+    kept: list[str] = []
+    previous_kept = False
+    for line in output.strip().splitlines():
+        text = line.strip()
+        if not text or text.startswith(scaffolding) or " - dagster" in line:
+            previous_kept = False
+            continue
+        at_margin = not line[0].isspace()
+        previous_kept = (at_margin and "rror" in text) or (previous_kept and not text.startswith("^"))
+        if previous_kept:
+            kept.append(text)
+    return " / ".join(kept[-lines:]) if kept else " / ".join(output.strip().splitlines()[-3:])
 
 
 def planned_steps(instance: DagsterInstance, run_id: str) -> list[str]:

@@ -31,7 +31,7 @@ from dagster import (
 )
 from dagster._core.events import EngineEventData
 
-from dagster_project.launcher import Progress, clock, worth_saying
+from dagster_project.launcher import Progress, clock, launch_error_summary, worth_saying
 from dagster_project.nightly import model_lines, sync_lines
 from dagster_project.partition_truth import partition_changes
 from dagster_project.partitions import MIN_TRAINING_SNAPSHOTS, daily_partitions, training_history_vars
@@ -82,6 +82,33 @@ def test_progress_lines_count_steps_and_say_when_a_step_waits_for_the_pool():
     assert clock(3725) == "1:02:05" and clock(59.9) == "0:59"
     assert worth_saying("building as-of days 2026-11-24 .. 2026-11-24")
     assert not worth_saying("Running dbt command: `dbt build --select fqn:*`") and not worth_saying("")
+
+
+def test_a_refused_launch_says_why_not_where_the_traceback_ended():
+    """`dagster job launch` fails with tracebacks around the error (here: dbt not on PATH); the launcher's
+    message keeps the error, its cause and pydantic's reason, and drops File lines, code and log lines."""
+    output = "\n".join([
+        "Traceback (most recent call last):",
+        '  File "x.py", line 1, in <module>',
+        "Error: Error loading location \"dagster_project.definitions:defs\": DagsterUserCodeLoadError",
+        "",
+        "Stack Trace:",
+        '  File "/venv/pydantic/main.py", line 280, in __init__',
+        "    validated_self = self.__pydantic_validator__.validate_python(data, self_instance=self)",
+        "                     ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
+        "",
+        "The above exception was caused by the following exception:",
+        "pydantic_core._pydantic_core.ValidationError: 1 validation error for DbtCliResource",
+        "dbt_executable",
+        "  Value error, The dbt executable 'dbt' does not exist. [type=value_error]",
+        "2026-12-02 12:53:42 +0000 - dagster.code_server - INFO - Stopping server",
+    ])  # fmt: skip
+    assert launch_error_summary(output) == (
+        'Error: Error loading location "dagster_project.definitions:defs": DagsterUserCodeLoadError / '
+        "pydantic_core._pydantic_core.ValidationError: 1 validation error for DbtCliResource / dbt_executable / "
+        "Value error, The dbt executable 'dbt' does not exist. [type=value_error]"
+    )
+    assert launch_error_summary("no such job\nsomething else\nlast") == "no such job / something else / last"
 
 
 def test_summary_lines_name_the_model_gate_and_each_sync():
