@@ -22,6 +22,9 @@ from activation.salesforce_ids import normalize_salesforce_id
 from activation.sandbox.shapes import sf_errors
 from activation.sandbox.web import Refusal
 
+# Describe types holding free text, which SOQL compares ignoring case (one list for the records' checks too).
+TEXT_TYPES = frozenset({"string", "textarea", "picklist", "combobox", "email", "phone", "url"})
+
 _TOKEN = re.compile(
     r"\s*(?:(?P<string>'(?:[^'\\]|\\.)*')|(?P<op>!=|<>|=|\(|\)|,)|(?P<word>[A-Za-z_][A-Za-z0-9_.]*)"
     r"|(?P<number>-?\d+(?:\.\d+)?(?:-\d\d-\d\d)?))"
@@ -217,7 +220,7 @@ def _comparable(value: Any, typ: str) -> Any:
         return None
     if typ in ("id", "reference") and isinstance(value, str):
         return normalize_salesforce_id(value) or value
-    if typ in ("string", "textarea", "picklist", "combobox", "email", "phone", "url") and isinstance(value, str):
+    if typ in TEXT_TYPES and isinstance(value, str):
         return value.lower()  # SOQL text comparisons ignore case
     return value
 

@@ -25,10 +25,11 @@ from activation.salesforce_ids import KEY_PREFIXES, make_salesforce_id, normaliz
 from activation.salesforce_schema import all_field_specs
 from activation.sandbox.config import SandboxConfig
 from activation.sandbox.faults import FaultDice
+from activation.sandbox.salesforce_query import TEXT_TYPES
 from activation.sandbox.store import Store, select_in
 
 NUMERIC = {"double", "currency", "percent", "int", "long"}
-TEXTUAL = {"string", "textarea", "picklist", "combobox", "email", "phone", "url", "id", "reference"}
+TEXTUAL = TEXT_TYPES | {"id", "reference"}
 _EMAIL = re.compile(r"^[^@\s\"]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}$")
 
 
