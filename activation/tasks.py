@@ -40,14 +40,21 @@ COLUMNS = (
 
 
 # --- the words (pure) ---------------------------------------------------------------------------------
+def gone_quiet(kind: str, score_change: float | None) -> bool:
+    """A decline that lost no (whole) points: lead_alerts' silence rule, a hot lead untouched for days.
+
+    Tasks and the digest describe it in words; quoting its score change would read "dropped 0 points"."""
+    return kind == "decline" and (score_change is None or score_change > -0.5)
+
+
 def task_subject(kind: str, score: float | None, score_change: float | None) -> str:
     """One line a rep reads in a task list, e.g. ``Leadscore: score jumped 23 points to 81 - call today``."""
     points = f"{abs(score_change or 0):.0f} point{'' if round(abs(score_change or 0)) == 1 else 's'}"
     now = f"{score:.0f}" if score is not None else "?"
     if kind == "spike":
         text = f"Leadscore: score jumped {points} to {now} - call today"
-    elif kind == "decline" and (score_change is None or score_change > -0.5):
-        # a hot lead gone silent: no points lost (yet), so no number to quote
+    elif gone_quiet(kind, score_change):
+        # no points lost (yet), so no number to quote
         text = f"Leadscore: hot lead gone quiet (score {now}) - check in this week"
     elif kind == "decline":
         text = f"Leadscore: score dropped {points} to {now} - check in this week"

@@ -39,7 +39,7 @@ import duckdb
 import requests
 
 from activation.digest.content import DigestContent
-from activation.digest.render import move_text, one_line, plural
+from activation.digest.render import calls_today, move_text, one_line, plural
 from activation.redact import get_logger, redact, register_secret
 
 log = get_logger(__name__)
@@ -263,7 +263,7 @@ def slack_payload(content: DigestContent) -> dict[str, Any]:
     """One rep's short summary: who to call and why, then the day's changes; ``text`` is the notification
     fallback, ``blocks`` what the channel shows."""
     rep = one_line(content.rep.full_name) or content.rep.user_id
-    head = f"*{slack_escape(rep)}* - {plural(len(content.call_today), 'lead')} to call today"
+    head = f"*{slack_escape(rep)}* - {calls_today(content)}"
     lines = [head]
     for number, item in enumerate(content.call_today, 1):
         lead = item.lead
@@ -284,7 +284,7 @@ def slack_payload(content: DigestContent) -> dict[str, Any]:
         lines.append("Since yesterday - " + "; ".join(changes))
     lines.append(f"_{plural(len(content.leads), 'lead')} in the e-mail digest of {content.day.isoformat()}_")
     text = "\n".join(lines)
-    fallback = f"Leadscore: {rep} - {plural(len(content.call_today), 'lead')} to call today"
+    fallback = f"Leadscore: {rep} - {calls_today(content)}"
     return {"text": fallback, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}]}
 
 

@@ -20,6 +20,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
 
 from activation.digest.content import DigestContent, DigestLead
+from activation.tasks import gone_quiet
 
 LIST_LIMIT = 25
 DIGEST_DATE_HEADER = "X-Leadscore-Digest-Date"  # the scoring day; the local sink files messages by it
@@ -45,7 +46,7 @@ def plural(count: int, word: str, words: str | None = None) -> str:
 
 def subject_line(content: DigestContent) -> str:
     """``Leadscore - 3 leads to call today (2 spikes, 1 new)``: the count a rep decides on, in the inbox."""
-    subject = f"Leadscore - {plural(len(content.call_today), 'lead')} to call today"
+    subject = f"Leadscore - {calls_today(content)}"
     extras = []
     if content.spikes:
         extras.append(plural(len(content.spikes), "spike"))
@@ -89,13 +90,32 @@ def score_text(value: float) -> str:
 
 
 def move_text(lead: DigestLead, kind: str) -> str:
-    """``64 → 82 (+18)`` for a lead's alert of ``kind``."""
+    """``64 → 82 (+18)`` for a lead's alert of ``kind``; ``42, gone quiet`` for a decline that lost no points."""
     alert = lead.alert(kind)
     if alert is None:
         return score_text(lead.score)
+    if gone_quiet(alert.kind, alert.score_change):
+        return f"{alert.score:.0f}, gone quiet"
     before = f"{alert.previous_score:.0f} → " if alert.previous_score is not None else ""
     change = f" ({signed(alert.score_change)})" if alert.score_change is not None else ""
     return f"{before}{alert.score:.0f}{change}"
+
+
+def calls_today(content: DigestContent) -> str:
+    """``3 leads to call today``; ``no lead to call today`` when every lead of the rep is declining (they are
+    reviewed, not called first), rather than "0 leads"."""
+    count = len(content.call_today)
+    return f"{plural(count, 'lead')} to call today" if count else "no lead to call today"
+
+
+def capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def has_weekly_change(leads: Sequence[DigestLead]) -> bool:
+    """Whether any listed lead has a score from 7 days before: in a deployment's first week none has, and a
+    column of dashes would read as broken, so the lists leave it out until there is something to show."""
+    return any(lead.score_change_7d is not None for lead in leads)
 
 
 def greeting(content: DigestContent) -> str:
@@ -114,7 +134,7 @@ def render_text(content: DigestContent, *, list_limit: int = LIST_LIMIT) -> str:
     lines = [
         f"Leadscore - scores as of {long_date(content.day)}",
         "",
-        f"{greeting(content)} {plural(len(content.call_today), 'lead')} to call today:",
+        f"{greeting(content)} {capitalised(calls_today(content))}{':' if content.call_today else '.'}",
         "",
     ]
     for number, item in enumerate(content.call_today, 1):
@@ -134,12 +154,11 @@ def render_text(content: DigestContent, *, list_limit: int = LIST_LIMIT) -> str:
     lines.append("")
     shown = content.leads[:list_limit]
     lines.append(f"Your leads ({len(content.leads)}), by score")
-    lines.append("    #  score  tier    7d  lead")
+    with_change = has_weekly_change(shown)
+    lines.append("    #  score  tier    7d  lead" if with_change else "    #  score  tier  lead")
     for rank, lead in enumerate(shown, 1):
-        lines.append(
-            f"  {rank:>3}  {score_text(lead.score):>5}  {lead.tier or '-':<4}  {signed(lead.score_change_7d):>4}  "
-            f"{_text_person(lead)}"
-        )
+        change = f"{signed(lead.score_change_7d):>4}  " if with_change else ""
+        lines.append(f"  {rank:>3}  {score_text(lead.score):>5}  {lead.tier or '-':<4}  {change}{_text_person(lead)}")
     if len(content.leads) > len(shown):
         lines.append(f"  ... and {len(content.leads) - len(shown)} more in the CRM.")
     lines += ["", "-- ", textwrap.fill(_footer_text(content), width=76)]
@@ -181,7 +200,7 @@ def render_html(content: DigestContent, *, list_limit: int = LIST_LIMIT) -> str:
             f'<div style="font-size:12px;letter-spacing:.08em;text-transform:uppercase;color:{MUTED};">'
             f"Leadscore &middot; scores of {_e(short_date(content.day))}</div>"
             f'<h1 style="margin:6px 0 0;font-size:22px;line-height:1.3;font-weight:700;color:{INK};">'
-            f"{_e(greeting(content))} {_e(plural(len(content.call_today), 'lead'))} to call today</h1>",
+            f"{_e(greeting(content))} {_e(capitalised(calls_today(content)))}</h1>",
             padding="20px 20px 4px",
         )
     ]
@@ -297,17 +316,23 @@ def _change_list(title: str, kind: str, symbol: str, leads: Sequence[DigestLead]
 
 
 def _lead_table(leads: Sequence[DigestLead]) -> str:
+    with_change = has_weekly_change(leads)
     head = (
         f'<tr style="font-size:12px;color:{MUTED};text-align:left;">'
         '<th style="padding:6px 4px;font-weight:600;">#</th>'
         '<th style="padding:6px 4px;font-weight:600;">Lead</th>'
         '<th style="padding:6px 4px;font-weight:600;text-align:right;">Score</th>'
-        '<th style="padding:6px 4px;font-weight:600;text-align:right;">7d</th></tr>'
+        + ('<th style="padding:6px 4px;font-weight:600;text-align:right;">7d</th>' if with_change else "")
+        + "</tr>"
     )
     body = []
     for rank, lead in enumerate(leads, 1):
         change = signed(lead.score_change_7d)
         colour = COLOURS["spike"] if change.startswith("+") else COLOURS["decline"] if change.startswith("-") else MUTED
+        change_cell = (
+            f'<td valign="top" align="right" style="padding:7px 4px;border-top:1px solid {RULE};color:{colour};'
+            f'white-space:nowrap;">{_e(change or "-")}</td>'
+        )
         body.append(
             f'<tr style="font-size:14px;">'
             f'<td valign="top" style="padding:7px 4px;border-top:1px solid {RULE};color:{MUTED};">{rank}</td>'
@@ -316,8 +341,7 @@ def _lead_table(leads: Sequence[DigestLead]) -> str:
             f'<td valign="top" align="right" style="padding:7px 4px;border-top:1px solid {RULE};white-space:nowrap;">'
             f'<b>{_e(score_text(lead.score))}</b> <span style="color:{MUTED};font-size:12px;">'
             f"{_e(lead.tier or '')}</span></td>"
-            f'<td valign="top" align="right" style="padding:7px 4px;border-top:1px solid {RULE};color:{colour};'
-            f'white-space:nowrap;">{_e(change or "-")}</td></tr>'
+            f"{change_cell if with_change else ''}</tr>"
         )
     return (
         '<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" '

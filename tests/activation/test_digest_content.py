@@ -361,3 +361,28 @@ def test_a_lead_routed_to_the_rep_today_is_listed_once_even_when_it_also_spiked(
         ada = next(d for d in load_digests(con).digests if d.rep.user_id == "U1")
     assert ids(ada.new_to_you) == ["L07"]
     assert "L07" not in ids(ada.spikes) and ids(ada.spikes) == ["L02", "L05"]
+
+
+def test_a_hot_lead_gone_quiet_is_described_not_quoted_as_a_zero_change() -> None:
+    rep = Rep("U1", "Ada", "ada@x.example")
+    quiet = Alert("q", "decline", 42.0, 42.0, 0.0, "No touch for 14 days after being hot (score 42)")
+    fell = Alert("f", "decline", 30.0, 45.0, -15.0, "Score fell 15 points in 7 days, from 45 to 30")
+    leads = [lead("q", 42, "A1", None, quiet), lead("f", 30, "B1", None, fell)]
+    (digest,) = build_digests(DAY, [rep], {"U1": leads}, [quiet, fell]).digests
+    text, page = render_text(digest), render_html(digest)
+    assert "q@x.example: 42, gone quiet" in text and "42 → 42" not in text and "42 → 42" not in page
+    assert "f@x.example: 45 → 30 (-15)" in text and "45 → 30 (-15)" in page
+    # Both leads are declining, so none is called first: the digest says so instead of "0 leads".
+    assert "Good morning, Ada. No lead to call today." in text and "No lead to call today</h1>" in page
+    assert subject_line(digest) == "Leadscore - no lead to call today"
+
+
+def test_the_seven_day_column_shows_only_when_some_lead_has_a_score_from_a_week_ago() -> None:
+    rep = Rep("U1", "Ada", "ada@x.example")
+    first_week = [lead("a", 60, "A1", None), lead("b", 50, "B1", None)]
+    (new,) = build_digests(DAY, [rep], {"U1": first_week}, []).digests
+    assert "    #  score  tier  lead" in render_text(new) and ">7d</th>" not in render_html(new)
+    (later,) = build_digests(DAY, [rep], {"U1": [*first_week, lead("c", 40, "C1", -6.0)]}, []).digests
+    text, page = render_text(later), render_html(later)
+    assert "    #  score  tier    7d  lead" in text and ">7d</th>" in page
+    assert "     40  C1      -6  c@x.example" in text and ">-6</td>" in page
