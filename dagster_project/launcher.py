@@ -187,17 +187,37 @@ class Daemon:
 
 
 # --- submitting and following --------------------------------------------------------------------------
-def submit(job: str, tags: Mapping[str, str], environ: Mapping[str, str]) -> str:
-    """Queue a run of ``job`` through the instance's run coordinator (the CLI the UI's launch uses)."""
+LAUNCH_ATTEMPTS = 3
+
+
+def submit(
+    job: str, tags: Mapping[str, str], environ: Mapping[str, str], instance: DagsterInstance | None = None
+) -> str:
+    """Queue a run of ``job`` through the instance's run coordinator (the CLI the UI's launch uses).
+
+    The CLI loads the code in a gRPC server that stops when it hears no heartbeat for 20 s; on a machine
+    busy enough (seen under a load of 7 on 2 cores) it is gone before the run is queued. Such a failure is
+    retried with the same run id, unless the instance already holds that run (it was queued after all)."""
     run_id = make_new_run_id()
-    done = subprocess.run(
-        [str(BIN / "dagster"), "job", "launch", "-w", str(WORKSPACE), "-j", job,
-         "--tags", json.dumps(dict(tags)), "--run-id", run_id],
-        cwd=REPO, env=dict(environ), capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise RuntimeError(f"could not queue the run: {launch_error_summary(done.stderr or done.stdout)}")
-    return run_id
+    command = [
+        str(BIN / "dagster"), "job", "launch", "-w", str(WORKSPACE), "-j", job,
+        "--tags", json.dumps(dict(tags)), "--run-id", run_id,
+    ]  # fmt: skip
+    for attempt in range(1, LAUNCH_ATTEMPTS + 1):
+        done = subprocess.run(command, cwd=REPO, env=dict(environ), capture_output=True, text=True, check=False)
+        if done.returncode == 0 or (instance is not None and instance.get_run_by_id(run_id) is not None):
+            return run_id
+        output = done.stderr or done.stdout
+        if attempt == LAUNCH_ATTEMPTS or not transient_launch_error(output):
+            raise RuntimeError(f"could not queue the run: {launch_error_summary(output)}")
+        time.sleep(5 * attempt)
+    raise AssertionError("unreachable")
+
+
+def transient_launch_error(output: str) -> bool:
+    """Whether a failed ``dagster job launch`` may work when tried again: its code server could not be
+    reached or did not answer in time (not a configuration or code error, which would fail again)."""
+    return any(status in output for status in ("StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED"))
 
 
 def launch_error_summary(output: str, lines: int = 5) -> str:
@@ -319,7 +339,7 @@ def launch_and_follow(
                 f"run {run_id[:8]} of job '{job}' for partition {partition} is already {state} ({origin}): following it"
             )
         else:
-            run_id = submit(job, launch_tags(partition, launched_by), environ)
+            run_id = submit(job, launch_tags(partition, launched_by), environ, instance)
             say(f"queued run {run_id[:8]} of job '{job}' for partition {partition}")
             for duplicate in scheduled_duplicates(instance, job, partition, run_id):
                 instance.run_coordinator.cancel_run(duplicate.run_id)

@@ -31,7 +31,7 @@ from dagster import (
 )
 from dagster._core.events import EngineEventData
 
-from dagster_project.launcher import Progress, clock, launch_error_summary, worth_saying
+from dagster_project.launcher import Progress, clock, launch_error_summary, transient_launch_error, worth_saying
 from dagster_project.nightly import model_lines, sync_lines
 from dagster_project.partition_truth import partition_changes
 from dagster_project.partitions import MIN_TRAINING_SNAPSHOTS, daily_partitions, training_history_vars
@@ -109,6 +109,20 @@ def test_a_refused_launch_says_why_not_where_the_traceback_ended():
         "Value error, The dbt executable 'dbt' does not exist. [type=value_error]"
     )
     assert launch_error_summary("no such job\nsomething else\nlast") == "no such job / something else / last"
+    assert not transient_launch_error(output), "a configuration error fails again: it is not retried"
+
+
+def test_a_launch_whose_code_server_went_away_is_retried():
+    """Seen on a machine under a load of 7: the CLI's code server stopped for want of heartbeats."""
+    output = (
+        "dagster._core.errors.DagsterUserCodeUnreachableError: Could not reach user code server.\n"
+        "status = StatusCode.UNAVAILABLE\n"
+        'details = "failed to connect to all addresses; last error: FAILED_PRECONDITION: unix:/tmp/tmp_3anv8ej: '
+        'connect failed: addr: unix:/tmp/tmp_3anv8ej error: No such file or directory"'
+    )
+    assert transient_launch_error(output)
+    assert transient_launch_error("status = StatusCode.DEADLINE_EXCEEDED")
+    assert not transient_launch_error("Error: no job named 'nightyl'")
 
 
 def test_summary_lines_name_the_model_gate_and_each_sync():
