@@ -23,6 +23,7 @@ from dagster_project.assets_sources import WAREHOUSE_POOL
 from dagster_project.partition_truth import reconcile_partitions
 from dagster_project.partitions import (
     HISTORY_TAG,
+    TRAINING_SNAPSHOT_EVERY_DAYS,
     WORKFLOW_TAG,
     daily_partitions,
     dbt_build_args,
@@ -166,6 +167,25 @@ def training_history_plan(warehouse: WarehouseResource, vars_: Mapping[str, Any]
     return plan if len(plan) > 1 else [dict(vars_)]
 
 
+def missing_history_plan(
+    context: AssetExecutionContext, warehouse: WarehouseResource, relation: tuple[str, str], before: dt.date
+) -> list[dict[str, object]]:
+    """The chunks that fill the weekly snapshots the history lacks before this run's window: a rebuild that
+    was killed part-way, or nights that never ran. Without them the model would train on a history with a
+    hole in it, and nothing would say so."""
+    present = {dt.date.fromisoformat(day) for day in history_on_disk(warehouse, relation)}
+    max_rows = None if warehouse.spark_layout() is not None else warehouse.history_max_rows()
+    with warehouse.connect(read_only=True) as con:
+        plan = history.resume_plan(con, present, before, TRAINING_SNAPSHOT_EVERY_DAYS, max_rows)
+    if plan:
+        context.log.info(
+            f"the weekly training history lacks as-of days between {plan[0]['min_date']} and {plan[-1]['max_date']} "
+            f"(a rebuild that stopped part-way, or nights that did not run): building them first, in "
+            f"{len(plan)} chunk{'s' if len(plan) > 1 else ''}"
+        )
+    return plan
+
+
 def history_on_disk(warehouse: WarehouseResource, relation: tuple[str, str]) -> set[str]:
     if not Path(warehouse.path).exists():
         return set()  # a new warehouse: nothing built yet
@@ -224,6 +244,8 @@ def dbt_daily_history(
         else:
             yield from run_dbt_build(context, dbt, warehouse, vars_, full_refresh=True)
     else:
+        for chunk in missing_history_plan(context, warehouse, stored, window.start.date()):
+            dbt.cli(["run", "--vars", json.dumps(chunk, sort_keys=True)], context=context).wait()
         vars_ = history_vars(window.start.date(), window.end.date())
         context.log.info(f"building as-of days {vars_['min_date']} .. {vars_['max_date']}")
         yield from run_dbt_build(context, dbt, warehouse, vars_)

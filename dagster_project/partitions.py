@@ -35,12 +35,15 @@ def dbt_build_args(vars_: Mapping[str, object] | None = None, full_refresh: bool
     return args
 
 
+TRAINING_SNAPSHOT_EVERY_DAYS = 7  # the training history is weekly (README, "Partitions")
+
+
 def training_history_vars(last_day: dt.date, first_partition_day: dt.date | None = None) -> dict[str, object]:
     """dbt vars that rebuild the whole training history (weekly snapshots from the start of the data)
     up to ``last_day``; used with --full-refresh to bootstrap an empty warehouse. With a partition range
     (``first_partition_day`` before ``last_day``) every day of the range is built too, so that each
     partition Dagster records for the run exists in the tables."""
-    vars_: dict[str, object] = {"max_date": last_day.isoformat(), "snapshot_every_days": 7}
+    vars_: dict[str, object] = {"max_date": last_day.isoformat(), "snapshot_every_days": TRAINING_SNAPSHOT_EVERY_DAYS}
     if first_partition_day is not None and first_partition_day < last_day:
         vars_["daily_from"] = first_partition_day.isoformat()
     return vars_

@@ -10,6 +10,10 @@ chunks cover exactly the days one build would) with memory bounded by the chunk,
 days a build of [min_date, max_date] produces. A chunk's vars name its first and last as-of day, so it
 builds exactly its days: the grid days between them, the ``daily_from`` days between them, and its last
 day (the macro always adds ``max_date``, here a day of the grid anyway).
+
+A rebuild that dies (a killed run, a machine that went down) leaves the chunks it finished and nothing of
+the rest. :func:`resume_plan` finds the grid days the history lacks - those, or nights that were skipped -
+so that the next run builds just them instead of training on a history with a hole in it.
 """
 
 from __future__ import annotations
@@ -121,3 +125,52 @@ def build_plan(
         return [chunk_vars(last_day, last_day, every_days, daily_from)]
     ranges = chunks(days, open_leads_per_day(con, days), max_rows)
     return [chunk_vars(first, last, every_days, daily_from) for first, last in ranges]
+
+
+def grid_days(first: dt.date, last: dt.date, every_days: int) -> list[dt.date]:
+    """The days of the snapshot grid in [first, last] (the weekly training snapshots)."""
+    offset = (first - GRID_ANCHOR).days % every_days
+    day = first + dt.timedelta(days=(every_days - offset) % every_days)
+    days = []
+    while day <= last:
+        days.append(day)
+        day += dt.timedelta(days=every_days)
+    return days
+
+
+def missing_runs(grid: Sequence[dt.date], present: set[dt.date]) -> list[list[dt.date]]:
+    """The grid days absent from ``present``, as runs of consecutive grid days (each run one dbt range)."""
+    runs: list[list[dt.date]] = []
+    previous_missing = False
+    for day in grid:
+        missing = day not in present
+        if missing and previous_missing:
+            runs[-1].append(day)
+        elif missing:
+            runs.append([day])
+        previous_missing = missing
+    return runs
+
+
+def resume_plan(
+    con: duckdb.DuckDBPyConnection,
+    present: set[dt.date],
+    before: dt.date,
+    every_days: int,
+    max_rows: int | None,
+) -> list[dict[str, object]]:
+    """dbt vars of the chunks that build the grid days before ``before`` that the history lacks (empty when
+    it lacks none). A grid day without open leads has no rows, so it is never missing. ``max_rows`` splits
+    a run of missing days by :func:`rows_per_chunk`; ``None`` builds each run in one statement (Spark)."""
+    grid = grid_days(history_start(con), before - dt.timedelta(days=1), every_days)
+    lacking = [day for day in grid if day not in present]
+    if not lacking:
+        return []
+    rows = dict(zip(lacking, open_leads_per_day(con, lacking), strict=True))
+    empty = {day for day, count in rows.items() if count == 0}
+    plan: list[dict[str, object]] = []
+    for run in missing_runs(grid, present | empty):
+        counts = [rows[day] for day in run]
+        ranges = chunks(run, counts, max_rows) if max_rows is not None else [(run[0], run[-1])]
+        plan += [chunk_vars(first, last, every_days) for first, last in ranges]
+    return plan

@@ -292,6 +292,28 @@ def test_a_seven_day_backfill_from_the_cli_writes_those_days_once(tmp_path, use_
     assert fingerprint == first, "running the same backfill again changes nothing"
 
 
+def test_a_history_rebuild_that_died_part_way_is_finished_by_the_next_run(tmp_path, use_warehouse):
+    warehouse = use_warehouse
+    home = tmp_path / "dagster_home"
+    make_instance(home).dispose()
+    fingerprint_sql = (
+        "SELECT as_of, count(*), sum(hash(f)) FROM (SELECT * EXCLUDE (built_by_invocation) FROM lead_features) f "
+        "GROUP BY 1 ORDER BY 1"
+    )
+    complete = query(warehouse, fingerprint_sql)
+    weekly = [d for d in as_of_days(warehouse) if weekly_grid(d) and d < "2026-06-29"]
+    lost = weekly[-4:]  # the last chunks of a rebuild that was killed
+    with duckdb.connect(str(warehouse)) as con:
+        for table in ("lead_features", "account_metrics_daily"):
+            con.execute(f"DELETE FROM {table} WHERE as_of >= ?::DATE AND as_of < DATE '2026-06-29'", [lost[0]])
+    env = {**os.environ, "LEADSCORE_WAREHOUSE": str(warehouse), "DAGSTER_HOME": str(home)}
+    command = [*DAGSTER_MATERIALIZE, "--select", "account_metrics_daily,lead_features", "--partition", "2026-06-29"]
+    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"lacks as-of days between {lost[0]} and {lost[-1]}" in done.stdout + done.stderr
+    assert query(warehouse, fingerprint_sql) == complete, "the same history as before, nothing twice"
+
+
 def test_a_failing_dbt_test_blocks_everything_downstream(tmp_path, use_warehouse):
     warehouse = use_warehouse
     with duckdb.connect(str(warehouse)) as con:  # a subscription for an account that does not exist
