@@ -168,12 +168,12 @@ def training_history_plan(warehouse: WarehouseResource, vars_: Mapping[str, Any]
 
 
 def missing_history_plan(
-    context: AssetExecutionContext, warehouse: WarehouseResource, relation: tuple[str, str], before: dt.date
+    context: AssetExecutionContext, warehouse: WarehouseResource, stored_days: set[str], before: dt.date
 ) -> list[dict[str, object]]:
     """The chunks that fill the weekly snapshots the history lacks before this run's window: a rebuild that
     was killed part-way, or nights that never ran. Without them the model would train on a history with a
     hole in it, and nothing would say so."""
-    present = {dt.date.fromisoformat(day) for day in history_on_disk(warehouse, relation)}
+    present = {dt.date.fromisoformat(day) for day in stored_days}  # read once by the asset: a scan of the history
     max_rows = None if warehouse.spark_layout() is not None else warehouse.history_max_rows()
     with warehouse.connect(read_only=True) as con:
         plan = history.resume_plan(con, present, before, TRAINING_SNAPSHOT_EVERY_DAYS, max_rows)
@@ -216,7 +216,8 @@ def dbt_daily_history(
     manifest = json.loads(PROJECT.manifest_path.read_text())
     relations = relations_by_key(manifest, views=True)
     stored = relations[AssetKey("lead_features")]
-    built = len(history_on_disk(warehouse, stored))
+    stored_days = history_on_disk(warehouse, stored)
+    built = len(stored_days)
     added: list[str] = []
     if built:
         with warehouse.connect(read_only=True) as con:
@@ -244,7 +245,7 @@ def dbt_daily_history(
         else:
             yield from run_dbt_build(context, dbt, warehouse, vars_, full_refresh=True)
     else:
-        for chunk in missing_history_plan(context, warehouse, stored, window.start.date()):
+        for chunk in missing_history_plan(context, warehouse, stored_days, window.start.date()):
             dbt.cli(["run", "--vars", json.dumps(chunk, sort_keys=True)], context=context).wait()
         vars_ = history_vars(window.start.date(), window.end.date())
         context.log.info(f"building as-of days {vars_['min_date']} .. {vars_['max_date']}")
