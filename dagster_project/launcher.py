@@ -203,15 +203,33 @@ def submit(
         str(BIN / "dagster"), "job", "launch", "-w", str(WORKSPACE), "-j", job,
         "--tags", json.dumps(dict(tags)), "--run-id", run_id,
     ]  # fmt: skip
-    for attempt in range(1, LAUNCH_ATTEMPTS + 1):
+
+    def launch_once() -> tuple[bool, str]:
         done = subprocess.run(command, cwd=REPO, env=dict(environ), capture_output=True, text=True, check=False)
-        if done.returncode == 0 or (instance is not None and instance.get_run_by_id(run_id) is not None):
-            return run_id
-        output = done.stderr or done.stdout
-        if attempt == LAUNCH_ATTEMPTS or not transient_launch_error(output):
+        return done.returncode == 0, done.stderr or done.stdout
+
+    def queued_anyway() -> bool:
+        return instance is not None and instance.get_run_by_id(run_id) is not None
+
+    launch_with_retries(launch_once, queued_anyway)
+    return run_id
+
+
+def launch_with_retries(
+    launch_once: Callable[[], tuple[bool, str]],
+    queued_anyway: Callable[[], bool],
+    attempts: int = LAUNCH_ATTEMPTS,
+    pause: Callable[[float], None] = time.sleep,
+) -> None:
+    """Try ``launch_once`` (success, output) until it succeeds, the run turns out queued after all, or a
+    failure is not transient; waits 5 s, then 10 s, between tries. Raises with the failure's error lines."""
+    for attempt in range(1, attempts + 1):
+        succeeded, output = launch_once()
+        if succeeded or queued_anyway():
+            return
+        if attempt == attempts or not transient_launch_error(output):
             raise RuntimeError(f"could not queue the run: {launch_error_summary(output)}")
-        time.sleep(5 * attempt)
-    raise AssertionError("unreachable")
+        pause(5 * attempt)
 
 
 def transient_launch_error(output: str) -> bool:

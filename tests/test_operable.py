@@ -31,7 +31,14 @@ from dagster import (
 )
 from dagster._core.events import EngineEventData
 
-from dagster_project.launcher import Progress, clock, launch_error_summary, transient_launch_error, worth_saying
+from dagster_project.launcher import (
+    Progress,
+    clock,
+    launch_error_summary,
+    launch_with_retries,
+    transient_launch_error,
+    worth_saying,
+)
 from dagster_project.nightly import model_lines, sync_lines
 from dagster_project.partition_truth import partition_changes
 from dagster_project.partitions import MIN_TRAINING_SNAPSHOTS, daily_partitions, training_history_vars
@@ -123,6 +130,48 @@ def test_a_launch_whose_code_server_went_away_is_retried():
     assert transient_launch_error(output)
     assert transient_launch_error("status = StatusCode.DEADLINE_EXCEEDED")
     assert not transient_launch_error("Error: no job named 'nightyl'")
+
+
+class ScriptedLaunches:
+    """``dagster job launch`` as a script of outcomes, one per try; counts tries and the pauses between."""
+
+    def __init__(self, *outcomes: tuple[bool, str]):
+        self.outcomes = list(outcomes)
+        self.tries = 0
+        self.pauses: list[float] = []
+
+    def launch_once(self) -> tuple[bool, str]:
+        self.tries += 1
+        return self.outcomes.pop(0)
+
+
+UNREACHABLE = (False, "Could not reach user code server.\nstatus = StatusCode.UNAVAILABLE")
+
+
+def test_a_launch_is_tried_again_until_its_code_server_answers():
+    launches = ScriptedLaunches(UNREACHABLE, UNREACHABLE, (True, ""))
+    launch_with_retries(launches.launch_once, lambda: False, pause=launches.pauses.append)
+    assert launches.tries == 3
+    assert launches.pauses == [5, 10]
+
+
+def test_a_launch_that_keeps_failing_or_fails_for_good_raises_with_its_error():
+    launches = ScriptedLaunches(UNREACHABLE, UNREACHABLE, UNREACHABLE, (True, ""))
+    with pytest.raises(RuntimeError, match=r"could not queue the run: .*StatusCode\.UNAVAILABLE"):
+        launch_with_retries(launches.launch_once, lambda: False, pause=launches.pauses.append)
+    assert launches.tries == 3, "three tries at most"
+
+    launches = ScriptedLaunches((False, "Error: no job named 'nightyl'"), (True, ""))
+    with pytest.raises(RuntimeError, match="no job named 'nightyl'"):
+        launch_with_retries(launches.launch_once, lambda: False, pause=launches.pauses.append)
+    assert launches.tries == 1 and launches.pauses == [], "a configuration error is not tried again"
+
+
+def test_a_launch_that_failed_but_queued_its_run_is_not_tried_again():
+    """The CLI can fail after the instance stored the run: a second try would queue the night twice."""
+    launches = ScriptedLaunches(UNREACHABLE, (True, ""))
+    launch_with_retries(launches.launch_once, lambda: True, pause=launches.pauses.append)
+    assert launches.tries == 1 and launches.pauses == []
 
 
 def test_summary_lines_name_the_model_gate_and_each_sync():
