@@ -2,7 +2,8 @@
 
 Callers pass a read-only connection (``ml.warehouse.connect(path, read_only=True)``, or the Dagster
 warehouse resource's): readers never hold DuckDB's write lock. Every result is fully fetched
-(``.df()``/``fetchall()``) as DuckDB 2 requires.
+(:func:`ml.warehouse.fetch_frame`, ``fetchall()``) as DuckDB 2 requires; frames come a chunk at a
+time, so a big result is not held twice.
 """
 
 from __future__ import annotations
@@ -63,10 +64,11 @@ def load_labelled(
     keep = account_sample_buckets(total, max_accounts)
     sample = f"AND hash(f.account_id) % {HASH_BUCKETS} < {keep}" if keep is not None else ""
     selected = ", ".join(f'f."{c}"' for c in columns)
-    return con.execute(
+    return warehouse.fetch_frame(
+        con,
         f"SELECT {selected}, l.{LABEL} FROM {FEATURES_TABLE} AS f JOIN {LABELS_TABLE} AS l USING (lead_id, as_of) "
-        f"WHERE l.{LABEL} IS NOT NULL {sample} ORDER BY f.as_of, f.lead_id"
-    ).df()
+        f"WHERE l.{LABEL} IS NOT NULL {sample} ORDER BY f.as_of, f.lead_id",
+    )
 
 
 def latest_as_of(con: duckdb.DuckDBPyConnection) -> dt.date | None:
@@ -80,9 +82,9 @@ def load_scoring_rows(con: duckdb.DuckDBPyConnection, as_of: dt.date, features: 
     naming the model's columns the table lacks or holds in another type."""
     features.check_columns(column_types(con), FEATURES_TABLE)
     columns = [*ID_COLUMNS, *features.names, CONSENT]
-    return con.execute(
-        f"SELECT {_select(columns)} FROM {FEATURES_TABLE} WHERE as_of = ? AND {CONSENT} ORDER BY lead_id", [as_of]
-    ).df()
+    return warehouse.fetch_frame(
+        con, f"SELECT {_select(columns)} FROM {FEATURES_TABLE} WHERE as_of = ? AND {CONSENT} ORDER BY lead_id", [as_of]
+    )
 
 
 def load_previous_scores(
@@ -94,10 +96,11 @@ def load_previous_scores(
         return None
     available = {row[0] for row in con.execute("DESCRIBE main.lead_scores").fetchall()}
     columns = [c for c in SCORE_HISTORY_COLUMNS if c in available]
-    return con.execute(
+    return warehouse.fetch_frame(
+        con,
         f"SELECT {', '.join(columns)} FROM main.lead_scores WHERE as_of < ? AND as_of >= ?",
         [as_of, as_of - dt.timedelta(days=lookback_days)],
-    ).df()
+    )
 
 
 def latest_scored_version(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -119,10 +122,11 @@ def load_oracle_truth(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
     present = {row[0] for row in con.execute("DESCRIBE oracle.lead_truth").fetchall()}
     # Warehouses generated before the fair ceiling existed lack the evaluation delay.
     optional = ", evaluation_delay_mean_days" if "evaluation_delay_mean_days" in present else ""
-    return con.execute(
+    return warehouse.fetch_frame(
+        con,
         "SELECT contact_id AS lead_id, p_convert, evaluation_start, conversion_delay_min_days, "
-        f"conversion_delay_max_days{optional} FROM oracle.lead_truth"
-    ).df()
+        f"conversion_delay_max_days{optional} FROM oracle.lead_truth",
+    )
 
 
 def _truth_by_row(rows: pd.DataFrame, truth: pd.DataFrame | None) -> pd.DataFrame | None:
