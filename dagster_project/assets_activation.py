@@ -11,6 +11,7 @@ the first of them, so a person sees what the CRM refused without opening the war
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -27,7 +28,7 @@ from dagster import (
 
 from activation import load_mapping, run_sync
 from dagster_project.assets_sources import WAREHOUSE_POOL
-from dagster_project.partitions import daily_partitions
+from dagster_project.partitions import latest_partition_at
 from dagster_project.resources import CrmResource, WarehouseResource
 from ml.warehouse import table_exists
 
@@ -40,6 +41,14 @@ def targets_latest_day(run_tags: Mapping[str, str], latest_partition: str | None
     """False for a run of older partitions only (a backfill): it must never overwrite the CRM."""
     last = run_tags.get(RANGE_END_TAG) or run_tags.get(PARTITION_TAG)
     return last is None or latest_partition is None or last >= latest_partition
+
+
+def run_targets_latest_day(context: AssetExecutionContext) -> bool:
+    """``targets_latest_day`` for this run, the latest day taken at the run's launch (see
+    ``latest_partition_at``)."""
+    record = context.instance.get_run_record_by_id(context.run_id)
+    launched = record.create_timestamp if record else datetime.now(UTC)
+    return targets_latest_day(context.run.tags, latest_partition_at(launched))
 
 
 # The mapping objects each kind of asset syncs: the scores and metrics (this group), and the workflow's
@@ -66,7 +75,7 @@ def sync(
     if destination not in crm.destinations:
         context.log.info(f"{destination} is not among LEADSCORE_CRM_DESTINATIONS {crm.destinations}: not synced")
         return skipped(warehouse, destination, "not an enabled destination", object_names, check_name)
-    if not targets_latest_day(context.run.tags, daily_partitions.get_last_partition_key()):
+    if not run_targets_latest_day(context):
         context.log.info("a backfill of older days: nothing is synced (the CRM keeps the latest scores)")
         return skipped(warehouse, destination, "backfill of older partitions", object_names, check_name)
     mapping = load_mapping()

@@ -33,10 +33,10 @@ from activation.digest import read_messages, run_smtp_sink, send_digests
 from activation.owners import build_owner_writes
 from activation.routing import route
 from activation.tasks import build_alert_tasks
-from dagster_project.assets_activation import WORKFLOW_OBJECTS, skipped, sync, targets_latest_day
+from dagster_project.assets_activation import WORKFLOW_OBJECTS, run_targets_latest_day, skipped, sync
 from dagster_project.assets_dbt import PROJECT, TRANSLATOR, run_dbt_build
 from dagster_project.assets_sources import WAREHOUSE_POOL
-from dagster_project.partitions import WORKFLOW_TAG, daily_partitions
+from dagster_project.partitions import WORKFLOW_TAG
 from dagster_project.resources import CrmResource, WarehouseResource, WorkflowResource
 from ml.warehouse import table_exists
 
@@ -95,10 +95,6 @@ def alert_volume(warehouse: WarehouseResource) -> AssetCheckResult:
     )
 
 
-def latest_run(context: AssetExecutionContext) -> bool:
-    return targets_latest_day(context.run.tags, daily_partitions.get_last_partition_key())
-
-
 @asset(
     group_name="workflow",
     deps=[AssetKey(name) for name in ("lead_alerts", "lead_crm_ids", "account_crm_ids", "crm_users")],
@@ -111,7 +107,7 @@ def latest_run(context: AssetExecutionContext) -> bool:
     ),
 )
 def lead_routing(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    if not latest_run(context):
+    if not run_targets_latest_day(context):
         return MaterializeResult(metadata={"skipped": "backfill of older partitions"})
     with warehouse.connect(log=context.log) as con:
         report = route(con)
@@ -144,7 +140,7 @@ def lead_routing(context: AssetExecutionContext, warehouse: WarehouseResource) -
     ),
 )
 def alert_tasks(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    if not latest_run(context):
+    if not run_targets_latest_day(context):
         return MaterializeResult(metadata={"skipped": "backfill of older partitions"})
     with warehouse.connect(log=context.log) as con:
         tasks = build_alert_tasks(con)
@@ -243,8 +239,8 @@ def digest_check(con: duckdb.DuckDBPyConnection | None, day: dt.date | None) -> 
 def morning_digest(
     context: AssetExecutionContext, warehouse: WarehouseResource, crm: CrmResource, workflow: WorkflowResource
 ) -> Iterator[Any]:
-    if not latest_run(context) or not (workflow.digest_email or workflow.digest_slack):
-        why = "backfill of older partitions" if not latest_run(context) else "switched off"
+    if not run_targets_latest_day(context) or not (workflow.digest_email or workflow.digest_slack):
+        why = "backfill of older partitions" if not run_targets_latest_day(context) else "switched off"
         yield MaterializeResult(metadata={"skipped": why}, check_results=[digest_check(None, None)])
         return
     with warehouse.connect(log=context.log) as con:

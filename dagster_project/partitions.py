@@ -20,6 +20,16 @@ daily_partitions = DailyPartitionsDefinition(
     start_date=os.environ.get(PARTITIONS_START_ENV, DEFAULT_PARTITIONS_START), timezone="UTC"
 )
 
+
+def latest_partition_at(moment: dt.datetime) -> str | None:
+    """The latest complete day at ``moment`` (None before the first partition).
+
+    The CRM syncs ask this for the moment their run was launched, not for now: a nightly launched for
+    yesterday that is still running after midnight is still the latest run and must still sync."""
+    keys = daily_partitions.get_partition_keys(current_time=moment)
+    return keys[-1] if keys else None
+
+
 HISTORY_TAG = "daily_history"
 # The dbt models that read the scores (lead_alerts): built after scoring, by assets_workflow.py.
 WORKFLOW_TAG = "workflow"

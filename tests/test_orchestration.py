@@ -20,6 +20,7 @@ from dagster_project.definitions import build_definitions, defs
 from dagster_project.partitions import (
     MIN_TRAINING_SNAPSHOTS,
     dbt_build_args,
+    latest_partition_at,
     needs_training_history,
     training_history_vars,
 )
@@ -138,6 +139,16 @@ def test_only_runs_that_reach_the_latest_day_sync():
     assert not targets_latest_day({"dagster/partition": "2026-06-01"}, latest)
     assert not targets_latest_day({"dagster/asset_partition_range_end": "2026-06-07"}, latest)
     assert targets_latest_day({"dagster/asset_partition_range_end": latest}, latest)
+
+
+def test_the_latest_day_is_taken_when_the_run_was_launched():
+    """A nightly launched for yesterday at 23:50 and still running at 00:10 is the latest run: it syncs. A run
+    launched after midnight for the same day is a backfill."""
+    before_midnight = dt.datetime(2026, 12, 2, 23, 50, tzinfo=dt.UTC)
+    assert latest_partition_at(before_midnight) == "2026-12-01"
+    assert latest_partition_at(before_midnight + dt.timedelta(minutes=20)) == "2026-12-02"
+    assert targets_latest_day({"dagster/partition": "2026-12-01"}, latest_partition_at(before_midnight))
+    assert latest_partition_at(dt.datetime(2020, 1, 1, tzinfo=dt.UTC)) is None, "before the first partition"
 
 
 def test_training_history_rule():

@@ -1,8 +1,9 @@
 """The whole nightly on exports that change like real ones: records deleted in the CRM, a different company
 loaded onto an existing warehouse, a person erased. Each test starts from one tiny nightly run (copied).
 
-The runs are for the latest partition (yesterday), with the tiny company's data ending yesterday: only a run
-that reaches the latest day syncs the CRM."""
+The runs are for the latest partition (yesterday) when each starts, with the tiny company's data ending
+yesterday: only a run that reaches the latest day syncs the CRM. The day is taken per run, not once per module:
+a suite that starts before midnight runs these after it."""
 
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ from tests.conftest import query
 from tests.test_erasure import traces
 from tests.test_orchestration import make_instance
 
-DAY = daily_partitions.get_last_partition_key()
 # Each test runs whole nightlies (the first also the one its fixture copies): on a busy 2-core machine one test
 # has taken 600 s, the suite's default limit, with nothing wrong.
 pytestmark = pytest.mark.timeout(1800)
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.timeout(1800)
 def nightly(
     root: Path, warehouse: Path, sources: SourcesResource, monkeypatch: pytest.MonkeyPatch, *, history: bool = False
 ):
-    """One nightly run for DAY on ``warehouse``, its CRM sandbox kept beside it (``history``: also build the
+    """One nightly run for the latest day on ``warehouse``, its CRM sandbox kept beside it (``history``: also build the
     weekly training history, as `make run` does on a new warehouse)."""
     monkeypatch.setenv("LEADSCORE_WAREHOUSE", str(warehouse))
     monkeypatch.setenv("LEADSCORE_OPTUNA_TRIALS", "2")  # the model is not under test here
@@ -41,7 +41,12 @@ def nightly(
         result = (
             build_definitions(sources, crm)
             .resolve_job_def("nightly")
-            .execute_in_process(instance=instance, partition_key=DAY, run_config=run_config, raise_on_error=False)
+            .execute_in_process(
+                instance=instance,
+                partition_key=daily_partitions.get_last_partition_key(),
+                run_config=run_config,
+                raise_on_error=False,
+            )
         )
     failures = [str(e.event_specific_data.error)[:3000] for e in result.all_events if e.is_step_failure]
     assert result.success, failures
@@ -85,8 +90,9 @@ def test_deleted_records_and_an_erased_person_leave_the_warehouse_and_their_crm_
     them and their activity), and a sixth person asked to be erased (the export still contains them)."""
     rows = query(
         night,
-        f"""SELECT lead_id, email, hubspot_contact_id FROM lead_scores JOIN lead_crm_ids USING (lead_id)
-            WHERE as_of = '{DAY}' AND hubspot_contact_id IS NOT NULL ORDER BY 1 LIMIT 6""",
+        """SELECT lead_id, email, hubspot_contact_id FROM lead_scores JOIN lead_crm_ids USING (lead_id)
+            WHERE as_of = (SELECT max(as_of) FROM lead_scores) AND hubspot_contact_id IS NOT NULL
+            ORDER BY 1 LIMIT 6""",
     )
     leads = [r[0] for r in rows]
     scored, (erased, email, hubspot_id) = leads[:5], rows[5]
