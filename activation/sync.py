@@ -36,8 +36,7 @@ import re
 import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,10 +182,18 @@ def _require(available: Sequence[str], needed: Sequence[str], role: str, name: s
 
 
 def read_desired(
-    conn: duckdb.DuckDBPyConnection, obj: ObjectMapping, identity_columns: Sequence[str] = ()
-) -> list[dict[str, Any]]:
+    conn: duckdb.DuckDBPyConnection,
+    obj: ObjectMapping,
+    identity_columns: Sequence[str] = (),
+    batch_rows: int = 20_000,
+) -> Iterator[dict[str, Any]]:
     """The rows to sync: the key, the mapped columns and the CRM identity columns (from the ``identity``
-    relation when the mapping names one), only the latest ``latest_by`` when set, one row per key."""
+    relation when the mapping names one), only the latest ``latest_by`` when set, one row per key.
+
+    Rows are yielded ``batch_rows`` at a time from one query, never held as a list: a first sync of 1.5M
+    leads would hold 1.5M dicts beside their encoded payloads. Nothing else may run on ``conn`` until the
+    rows are consumed (it would end the query). Duplicate keys are refused by a query first, before any
+    row is read."""
     relation = _quoted(obj.relation)
     available = _columns(conn, obj.relation, "relation", obj)
     needed = [obj.key_column, *(f.column for f in obj.fields)] + ([obj.latest_by] if obj.latest_by else [])
@@ -206,17 +213,21 @@ def read_desired(
     if obj.latest_by:
         latest = _quote(obj.latest_by)
         sql += f" AND r.{latest} = (SELECT max({latest}) FROM {relation})"
-    names = [obj.key_column, *(f.column for f in obj.fields), *identity_columns]
-    rows = [dict(zip(names, values, strict=True)) for values in conn.execute(sql).fetchall()]
-    keys = Counter(str(row[obj.key_column]) for row in rows)
-    duplicates = [key for key, count in keys.items() if count > 1]
+    duplicates = conn.execute(
+        f"SELECT count(*) OVER (), CAST({key} AS VARCHAR) AS k FROM ({sql}) GROUP BY {key} HAVING count(*) > 1 "
+        "ORDER BY k LIMIT 5"
+    ).fetchall()
     if duplicates:
         where = f"relation {obj.relation!r}" + (f" joined with {obj.identity!r}" if obj.identity else "")
         raise ConfigurationError(
-            f"{where} has {len(duplicates)} duplicate {obj.key_column} value(s) in the rows to "
-            f"sync, e.g. {sorted(duplicates)[:5]}; each record must appear once"
+            f"{where} has {duplicates[0][0]} duplicate {obj.key_column} value(s) in the rows to "
+            f"sync, e.g. {[k for _, k in duplicates]}; each record must appear once"
         )
-    return rows
+    names = [obj.key_column, *(f.column for f in obj.fields), *identity_columns]
+    result = conn.execute(sql)
+    while batch := result.fetchmany(batch_rows):
+        for values in batch:
+            yield dict(zip(names, values, strict=True))
 
 
 @dataclass
@@ -251,8 +262,9 @@ def build_plan(
     invalid: list[tuple[OutgoingRecord, RecordResult]] = []
     unmatched: set[str] = set()
     creating = target.mode == CREATE
-    rows = read_desired(conn, obj, target.identity_columns)
-    for row in rows:
+    read = 0
+    for row in read_desired(conn, obj, target.identity_columns):
+        read += 1
         key = str(row[obj.key_column])
         address = resolve_address(target, key, row)
         if address is None and creating:
@@ -284,7 +296,7 @@ def build_plan(
         attempts = create_attempts(conn, scope)
         uncertain = {k: sent for k, sent in attempts.items() if k not in confirmed}
         stale = tuple(sorted(k for k in attempts if k in confirmed))
-        return Planned(plan, len(rows), len(unmatched), invalid, 0, {}, uncertain, stale)
+        return Planned(plan, read, len(unmatched), invalid, 0, {}, uncertain, stale)
     plan = plan_changes(
         desired,
         confirmed,
@@ -300,7 +312,7 @@ def build_plan(
         if key in desired and state.address and state.address.match == BY_ID
     }
     owners |= {d.address.value: k for k, d in desired.items() if d.address.match == BY_ID}
-    return Planned(plan, len(rows), len(unmatched), invalid, active, owners)
+    return Planned(plan, read, len(unmatched), invalid, active, owners)
 
 
 # --- sending --------------------------------------------------------------------------------------------

@@ -829,3 +829,23 @@ def test_erasures_are_cleared_even_where_departed_records_are_not(
     warehouse.execute("UPDATE activation.sync_state SET erased = true WHERE record_key = 'L-0000001'")
     report = sync_object(warehouse, client, leads)
     assert (report.to_clear, report.cleared) == (1, 1)
+
+
+def test_rows_to_sync_are_streamed_in_batches_and_equal_one_read(warehouse, leads_table, mapping) -> None:
+    """read_desired yields rows batch by batch (never a list of every row); the batch size changes nothing.
+    Duplicate keys are refused before the first row comes out."""
+    from activation.sync import read_desired
+
+    leads = mapping.object("leads")
+    identity = leads.target("hubspot").identity_columns
+    leads_table(warehouse, 7)
+    streamed = read_desired(warehouse, leads, identity, batch_rows=3)
+    assert not isinstance(streamed, list | tuple)
+    rows = list(streamed)
+    assert len(rows) == 7 and len({r["lead_id"] for r in rows}) == 7
+    assert rows == list(read_desired(warehouse, leads, identity, batch_rows=1_000))
+    assert set(rows[0]) == {leads.key_column, *(f.column for f in leads.fields), *identity}
+    warehouse.execute("INSERT INTO lead_crm_ids SELECT * FROM lead_crm_ids WHERE lead_id IN "
+                      "(SELECT lead_id FROM lead_crm_ids ORDER BY lead_id LIMIT 2)")  # fmt: skip
+    with pytest.raises(ConfigurationError, match=r"has 2 duplicate lead_id value\(s\).*'L-0000"):
+        next(read_desired(warehouse, leads, identity, batch_rows=3))
