@@ -17,7 +17,8 @@ Salesforce), exactly as the CRM keeps them until someone reassigns them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -84,7 +85,10 @@ OPEN_STATUS, CONVERTED_STATUS = "Open - Not Contacted", "Closed - Converted"
 @dataclass
 class CrmCopy:
     """The record sets, in the shapes ``seed_hubspot`` / ``seed_salesforce`` take, and the owners (``None``
-    when the source has none: an older warehouse)."""
+    when the source has none: an older warehouse).
+
+    With a ``sink``, the copy is a buffer: every ``batch_records`` records it hands what it holds to the sink
+    and empties, so a CRM of millions of records is never held at once (``flush`` hands over the rest)."""
 
     hubspot: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {"contacts": [], "companies": []})
     salesforce: dict[str, list[dict[str, Any]]] = field(
@@ -93,6 +97,26 @@ class CrmCopy:
     hubspot_owners: list[dict[str, Any]] | None = None
     salesforce_users: list[dict[str, Any]] | None = None
     skipped: int = 0  # records with a malformed id
+    sink: Callable[[CrmCopy], None] | None = None
+    batch_records: int = 50_000
+    held: int = 0  # records added since the last hand-over
+
+    def _added(self) -> None:
+        self.held += 1
+        if self.sink is not None and self.held >= self.batch_records:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand what is held to the sink (owners first, then the records), and empty the buffers."""
+        if self.sink is None or not self.held:
+            return
+        self.sink(self)
+        for records in (*self.hubspot.values(), *self.salesforce.values()):
+            records.clear()
+        for owners in (self.hubspot_owners, self.salesforce_users):
+            if owners is not None:
+                owners.clear()
+        self.held = 0
 
     def add_hubspot_owner(self, values: dict[str, Any], *, active: bool) -> None:
         owner_id = normalize_hubspot_id(values.get("id"))
@@ -106,6 +130,7 @@ class CrmCopy:
             owner["userId"] = user_id
         self.hubspot_owners = self.hubspot_owners if self.hubspot_owners is not None else []
         self.hubspot_owners.append(owner)
+        self._added()
 
     def add_salesforce_user(self, values: dict[str, Any], *, active: bool) -> None:
         user_id = canonical_id("User", values.get("Id"))
@@ -115,6 +140,7 @@ class CrmCopy:
         user = {"Id": user_id, "IsActive": active, **_texts(values, ("FirstName", "LastName", "Email"))}
         self.salesforce_users = self.salesforce_users if self.salesforce_users is not None else []
         self.salesforce_users.append(user)
+        self._added()
 
     def add_hubspot(self, object_type: str, raw_id: Any, properties: dict[str, Any]) -> None:
         record_id = normalize_hubspot_id(raw_id)
@@ -126,6 +152,7 @@ class CrmCopy:
             owner = normalize_hubspot_id(values.pop("hubspot_owner_id"))
             values |= {"hubspot_owner_id": owner} if owner else {}
         self.hubspot[object_type].append({"id": record_id, "properties": values})
+        self._added()
 
     def add_salesforce(self, sobject: str, values: dict[str, Any]) -> None:
         record_id = canonical_id(sobject, values.get("Id"))
@@ -145,34 +172,55 @@ class CrmCopy:
             if value is not None:
                 record[name] = value
         self.salesforce.setdefault(sobject, []).append(record)
+        self._added()
 
 
-def seed_from_warehouse(app: CrmSandbox, conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
+def seed_from_warehouse(
+    app: CrmSandbox, conn: duckdb.DuckDBPyConnection, batch_records: int = 50_000
+) -> dict[str, int]:
     """Insert the CRM's records the sandbox does not hold yet; returns the number inserted per object,
-    e.g. ``{"hubspot.contacts": 20112, "hubspot.companies": 1960, "salesforce.Lead": ..., ...}``."""
+    e.g. ``{"hubspot.contacts": 20112, "hubspot.companies": 1960, "salesforce.Lead": ..., ...}``.
+
+    Records go in ``batch_records`` at a time, each batch its own transaction: at 2.4M leads the whole copy
+    would take gigabytes. Seeding only inserts what is missing, so a seed that dies part-way is finished by
+    the next one, and a record seen twice keeps its first (newest) version across batches as within one."""
+    counts: Counter[str] = Counter()
+
+    def seed(batch: CrmCopy) -> None:
+        if batch.hubspot_owners:  # before the records that name them
+            counts["hubspot.owners"] += app.hubspot.owners.seed(batch.hubspot_owners)
+        if batch.salesforce_users:
+            counts["salesforce.User"] += app.seed_salesforce("User", batch.salesforce_users)
+        for kind, records in batch.hubspot.items():
+            counts[f"hubspot.{kind}"] += app.seed_hubspot(kind, records) if records else 0
+        for sobject, records in batch.salesforce.items():
+            counts[f"salesforce.{sobject}"] += app.seed_salesforce(sobject, records) if records else 0
+
+    copy = CrmCopy(sink=seed, batch_records=batch_records)
     if _schema_exists(conn, SYNTHETIC_SCHEMA):
-        copy, source = read_synthetic_crm(conn), f"schema {SYNTHETIC_SCHEMA}"
+        source = f"schema {SYNTHETIC_SCHEMA}"
+        read_synthetic_crm(conn, copy)
     else:
-        copy, source = read_raw_export(conn), "the raw CRM export"
+        source = "the raw CRM export"
+        read_raw_export(conn, copy)
+    copy.flush()
     if copy.skipped:
         log.warning("seeding the CRM sandbox from %s: skipped %d records with malformed ids", source, copy.skipped)
-    counts = {}
-    if copy.hubspot_owners is not None:  # before the records that name them
-        counts["hubspot.owners"] = app.hubspot.owners.seed(copy.hubspot_owners)
-    if copy.salesforce_users is not None:
-        counts["salesforce.User"] = app.seed_salesforce("User", copy.salesforce_users)
-    counts |= {f"hubspot.{kind}": app.seed_hubspot(kind, records) for kind, records in copy.hubspot.items()}
-    counts |= {f"salesforce.{sobject}": app.seed_salesforce(sobject, rows) for sobject, rows in copy.salesforce.items()}
-    log.info("seeded the CRM sandbox from %s: %s", source, counts)
-    return counts
+    owners = {"hubspot.owners": copy.hubspot_owners, "salesforce.User": copy.salesforce_users}
+    result = {name: counts[name] for name, held in owners.items() if held is not None}
+    result |= {f"hubspot.{kind}": counts[f"hubspot.{kind}"] for kind in copy.hubspot}
+    result |= {f"salesforce.{sobject}": counts[f"salesforce.{sobject}"] for sobject in copy.salesforce}
+    log.info("seeded the CRM sandbox from %s: %s", source, result)
+    return result
 
 
-def read_synthetic_crm(conn: duckdb.DuckDBPyConnection) -> CrmCopy:
-    """The tables of ``synthetic_crm``, exactly as the CRM holds them (owners when the schema has them)."""
+def read_synthetic_crm(conn: duckdb.DuckDBPyConnection, copy: CrmCopy | None = None) -> CrmCopy:
+    """The tables of ``synthetic_crm``, exactly as the CRM holds them (owners when the schema has them),
+    added to ``copy`` (a new one when not given)."""
     missing = [t for t in SYNTHETIC_TABLES if not _columns(conn, SYNTHETIC_SCHEMA, t)]
     if missing:
         raise ValueError(f"schema {SYNTHETIC_SCHEMA} lacks tables {missing} (expected {sorted(SYNTHETIC_TABLES)})")
-    copy = CrmCopy()
+    copy = copy if copy is not None else CrmCopy()
     if _columns(conn, SYNTHETIC_SCHEMA, "hubspot_owners"):
         copy.hubspot_owners = []
         for row in _select(conn, SYNTHETIC_SCHEMA, "hubspot_owners"):
@@ -193,14 +241,15 @@ def read_synthetic_crm(conn: duckdb.DuckDBPyConnection) -> CrmCopy:
     return copy
 
 
-def read_raw_export(conn: duckdb.DuckDBPyConnection) -> CrmCopy:
-    """The same five record sets derived from ``raw.accounts`` and ``raw.contacts``.
+def read_raw_export(conn: duckdb.DuckDBPyConnection, copy: CrmCopy | None = None) -> CrmCopy:
+    """The same five record sets derived from ``raw.accounts`` and ``raw.contacts``, added to ``copy`` (a new
+    one when not given).
 
     A contact row with both a Salesforce lead id and a contact id is a converted Lead (and that Contact).
     Rows are read newest ``_loaded_at`` first, so the first row of a duplicated id — the one kept — is the
     latest export of it. Without the CRM id columns there is nothing to copy (logged, not an error).
     """
-    copy = CrmCopy()
+    copy = copy if copy is not None else CrmCopy()
     accounts, contacts = _columns(conn, "raw", "accounts"), _columns(conn, "raw", "contacts")
     if not set(RAW_ACCOUNT_COLUMNS) <= accounts or not set(RAW_CONTACT_COLUMNS) <= contacts:
         log.warning("the raw CRM export has no CRM id columns (%s): the sandbox starts empty", RAW_CONTACT_COLUMNS)
@@ -282,14 +331,13 @@ def _salesforce_accounts(conn: duckdb.DuckDBPyConnection, columns: set[str]) -> 
 
 def _raw_rows(
     conn: duckdb.DuckDBPyConnection, table: str, wanted: Sequence[str], columns: set[str]
-) -> list[dict[str, Any]]:
+) -> Iterator[dict[str, Any]]:
     order = " ORDER BY _loaded_at DESC NULLS LAST" if "_loaded_at" in columns else ""
     select = ", ".join(f'"{c}"' for c in wanted)
-    cursor = conn.execute(f"SELECT {select} FROM raw.{table}{order}")
-    return _as_dicts(wanted, cursor.fetchall())
+    return _as_dicts(wanted, conn.execute(f"SELECT {select} FROM raw.{table}{order}"))
 
 
-def _select(conn: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[dict[str, Any]]:
+def _select(conn: duckdb.DuckDBPyConnection, schema: str, table: str) -> Iterator[dict[str, Any]]:
     """The table's known columns, the owner column included when this warehouse has it."""
     available = _columns(conn, schema, table)
     wanted = SYNTHETIC_TABLES.get(table) or OWNER_TABLES[table]
@@ -298,15 +346,21 @@ def _select(conn: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[di
         [owner] if owner and owner in available else []
     )
     select = ", ".join(f'"{c}"' for c in columns)
-    return _as_dicts(columns, conn.execute(f'SELECT {select} FROM "{schema}"."{table}"').fetchall())
+    return _as_dicts(columns, conn.execute(f'SELECT {select} FROM "{schema}"."{table}"'))
 
 
 def _texts(values: dict[str, Any], names: Sequence[str]) -> dict[str, str]:
     return {name: str(values[name]) for name in names if values.get(name) not in (None, "")}
 
 
-def _as_dicts(columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    return [dict(zip(columns, row, strict=True)) for row in rows]
+def _as_dicts(
+    columns: Sequence[str], result: duckdb.DuckDBPyConnection, batch: int = 10_000
+) -> Iterator[dict[str, Any]]:
+    """The rows of an executed query as dicts, fetched ``batch`` at a time (the query must be read to its end
+    before ``conn`` runs another)."""
+    while rows := result.fetchmany(batch):
+        for row in rows:
+            yield dict(zip(columns, row, strict=True))
 
 
 def _schema_exists(conn: duckdb.DuckDBPyConnection, schema: str) -> bool:
