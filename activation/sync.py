@@ -82,6 +82,7 @@ from activation.errors import (
 )
 from activation.mapping import CREATE, DestinationTarget, ObjectMapping, SyncMapping, load_mapping
 from activation.redact import get_logger, redact
+from activation.rows import iter_dicts
 from activation.state import (
     StateScope,
     StateWriter,
@@ -224,10 +225,7 @@ def read_desired(
             f"sync, e.g. {[k for _, k in duplicates]}; each record must appear once"
         )
     names = [obj.key_column, *(f.column for f in obj.fields), *identity_columns]
-    result = conn.execute(sql)
-    while batch := result.fetchmany(batch_rows):
-        for values in batch:
-            yield dict(zip(names, values, strict=True))
+    yield from iter_dicts(conn.execute(sql), names, batch_rows)
 
 
 @dataclass

@@ -239,8 +239,9 @@ def digest_check(con: duckdb.DuckDBPyConnection | None, day: dt.date | None) -> 
 def morning_digest(
     context: AssetExecutionContext, warehouse: WarehouseResource, crm: CrmResource, workflow: WorkflowResource
 ) -> Iterator[Any]:
-    if not run_targets_latest_day(context) or not (workflow.digest_email or workflow.digest_slack):
-        why = "backfill of older partitions" if not run_targets_latest_day(context) else "switched off"
+    latest = run_targets_latest_day(context)  # one look-up of the run's launch time
+    if not latest or not (workflow.digest_email or workflow.digest_slack):
+        why = "backfill of older partitions" if not latest else "switched off"
         yield MaterializeResult(metadata={"skipped": why}, check_results=[digest_check(None, None)])
         return
     with warehouse.connect(log=context.log) as con:

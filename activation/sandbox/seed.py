@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from activation.rows import iter_dicts
 from activation.sandbox.hubspot_api import normalize_hubspot_id
 from activation.sandbox.salesforce_records import canonical_id
 
@@ -334,7 +335,7 @@ def _raw_rows(
 ) -> Iterator[dict[str, Any]]:
     order = " ORDER BY _loaded_at DESC NULLS LAST" if "_loaded_at" in columns else ""
     select = ", ".join(f'"{c}"' for c in wanted)
-    return _as_dicts(wanted, conn.execute(f"SELECT {select} FROM raw.{table}{order}"))
+    return iter_dicts(conn.execute(f"SELECT {select} FROM raw.{table}{order}"), wanted)
 
 
 def _select(conn: duckdb.DuckDBPyConnection, schema: str, table: str) -> Iterator[dict[str, Any]]:
@@ -346,21 +347,11 @@ def _select(conn: duckdb.DuckDBPyConnection, schema: str, table: str) -> Iterato
         [owner] if owner and owner in available else []
     )
     select = ", ".join(f'"{c}"' for c in columns)
-    return _as_dicts(columns, conn.execute(f'SELECT {select} FROM "{schema}"."{table}"'))
+    return iter_dicts(conn.execute(f'SELECT {select} FROM "{schema}"."{table}"'), columns)
 
 
 def _texts(values: dict[str, Any], names: Sequence[str]) -> dict[str, str]:
     return {name: str(values[name]) for name in names if values.get(name) not in (None, "")}
-
-
-def _as_dicts(
-    columns: Sequence[str], result: duckdb.DuckDBPyConnection, batch: int = 10_000
-) -> Iterator[dict[str, Any]]:
-    """The rows of an executed query as dicts, fetched ``batch`` at a time (the query must be read to its end
-    before ``conn`` runs another)."""
-    while rows := result.fetchmany(batch):
-        for row in rows:
-            yield dict(zip(columns, row, strict=True))
 
 
 def _schema_exists(conn: duckdb.DuckDBPyConnection, schema: str) -> bool:
