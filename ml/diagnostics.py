@@ -66,12 +66,14 @@ def learning_curve(
     test_matrix = to_matrix(split.test, categories, features.names)
     points = []
     for share in config.learning_curve:
-        subset = split.train[account_share_mask(split.train["account_id"], share, config.seed)]
+        whole = share >= 1.0
+        # All of it is the training side itself: not a second copy of the largest frame of the run.
+        train = split.train
+        subset = train if whole else train[account_share_mask(train["account_id"], share, config.seed)]
         positives = int(subset[LABEL].sum())
         if positives < 5 or positives == len(subset):
             log.info("learning curve: %.0f%% of the accounts hold %d conversions: skipped", 100 * share, positives)
             continue
-        whole = share >= 1.0
         # At 100% the refits would be the trained models themselves (same data, parameters and seed).
         booster = (
             full if whole and full is not None else fit_main_lightgbm(subset, categories, features, params, rounds)

@@ -51,9 +51,12 @@ def test_split_of_the_tiny_warehouse_has_no_time_or_account_leak(labelled, split
 
 def test_split_is_stable_and_depends_only_on_accounts_and_dates():
     rows = synthetic_rows()
+    before = rows.copy()
     config = SplitConfig(embargo_days=28, test_days=56, calib_days=56, valid_days=56)
     first, second = time_split(rows, config), time_split(rows.sample(frac=1, random_state=3), config)
     assert_no_leak(first, config)
+    pd.testing.assert_frame_equal(rows, before)  # the input is only read (the caller may still need it)
+    assert all(f["converted_90d"].dtype == "int64" and f["as_of"].dtype.kind == "M" for f in first.sides().values())
     for name in ("train", "valid", "calib", "test"):
         key = ["lead_id", "as_of"]
         a = first.sides()[name].sort_values(key)[key].reset_index(drop=True)
@@ -73,7 +76,10 @@ def test_minimum_data_rule(split, small_minimums):
 
 
 def test_training_below_the_minimum_is_skipped_without_error(labelled, features, mlflow_settings, tmp_path):
-    outcome = train_and_register(TrainingData(features, labelled), mlflow_settings, SplitConfig())
+    data = TrainingData(features, labelled)
+    outcome = train_and_register(data, mlflow_settings, SplitConfig())
     assert outcome.skipped and outcome.message.startswith("skipped:")
+    # Training took the rows over (it keeps their split only); the columns stay for whoever looks.
+    assert data.labelled.empty and list(data.labelled.columns) == list(labelled.columns) and len(labelled)
     assert outcome.version is None and outcome.split["train_leads"] < 1_000
     assert not (tmp_path / "mlflow.db").exists()  # nothing registered, the champion is untouched
