@@ -31,8 +31,13 @@ from dagster import (
 )
 
 IN_PROGRESS = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
-# A process that started this long after its pid was reported cannot be the worker: the pid was reused.
-PID_REUSE_SLACK_S = 5.0
+# A worker reports its pid within seconds of starting, so a process at that pid that started this much later
+# is another one that reused the number (pids wrap at kernel.pid_max, 32,768 on many machines, and threads
+# use the same numbers). Generous on purpose: a process's start time is read as boot time + ticks since
+# boot, and the boot time (/proc/stat btime) moves forward when a virtual machine is paused and its wall
+# clock is corrected on resume. A 5 s slack once judged a live 2x nightly dead after a 33 s pause, and
+# a run judged dead is marked failed and stopped.
+PID_REUSE_SLACK_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -58,9 +63,11 @@ class Recovered:
         return f"run {self.run_id[:8]} had died (process {self.pid} gone): marked failed{freed}"
 
 
-def is_dead(run: RunProcess, process_started_at: Callable[[int], float | None]) -> bool:
-    """A run is dead when its worker's pid is gone, or now belongs to a process that started after the worker
-    reported that pid (the pid was reused).
+def is_dead(run: RunProcess, process_started_at: Callable[[int], float | None], booted_at: float | None = None) -> bool:
+    """A run is dead when its worker's pid is gone, or now belongs to another process: the machine booted
+    after the worker reported that pid (``booted_at``, epoch seconds; no process survives a restart, and the
+    first processes of the new boot take low pids again), or the process at the pid started more than
+    ``PID_REUSE_SLACK_S`` after the report (the pid was reused).
 
     ``process_started_at(pid)`` is None for no such process. Runs without a recorded pid are never judged:
     nothing proves them dead (an in-process run of ``dagster asset materialize`` records none).
@@ -70,7 +77,20 @@ def is_dead(run: RunProcess, process_started_at: Callable[[int], float | None]) 
     started = process_started_at(run.pid)
     if started is None:
         return True
-    return run.reported_at is not None and started > run.reported_at + PID_REUSE_SLACK_S
+    if run.reported_at is None:
+        return False
+    if booted_at is not None and booted_at > run.reported_at:
+        return True
+    return started > run.reported_at + PID_REUSE_SLACK_S
+
+
+def linux_booted_at() -> float | None:
+    """Epoch seconds at which this machine booted (/proc/stat btime); None where there is no /proc."""
+    try:
+        line = next(line for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime"))
+    except (OSError, StopIteration):
+        return None
+    return float(line.split()[1])
 
 
 def linux_process_started_at(pid: int) -> float | None:
@@ -83,13 +103,15 @@ def linux_process_started_at(pid: int) -> float | None:
         pass  # it exists, owned by someone else
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-        boot = next(line for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime"))
-    except (OSError, StopIteration):
+    except OSError:
+        stat = ""
+    booted_at = linux_booted_at()
+    if not stat or booted_at is None:
         return 0.0  # alive, start unknown (not Linux): never younger than the run
     if stat.rsplit(")", 1)[-1].split()[0] == "Z":
         return None  # a zombie has exited; only its parent has not collected it yet
     start_ticks = int(stat.rsplit(")", 1)[-1].split()[19])
-    return int(boot.split()[1]) + start_ticks / os.sysconf("SC_CLK_TCK")
+    return booted_at + start_ticks / os.sysconf("SC_CLK_TCK")
 
 
 def worker_pid(instance: DagsterInstance, run_id: str) -> tuple[int, float] | None:
@@ -140,11 +162,13 @@ def recover_dead_runs(
     instance: DagsterInstance,
     process_started_at: Callable[[int], float | None] = linux_process_started_at,
     only_run_id: str | None = None,
+    booted_at: Callable[[], float | None] = linux_booted_at,
 ) -> list[Recovered]:
     """Mark every dead run in progress failed and free the pool slots of dead and ended runs."""
     recovered = []
+    boot = booted_at()
     for run in runs_in_progress(instance, only_run_id):
-        if not is_dead(run, process_started_at):
+        if not is_dead(run, process_started_at, boot):
             continue
         dagster_run = instance.get_run_by_id(run.run_id)
         if dagster_run is None or dagster_run.status not in IN_PROGRESS:

@@ -60,6 +60,11 @@ def test_a_run_is_dead_only_when_its_process_is_provably_gone():
     assert is_dead(run, lambda pid: 2000.0), "the pid now belongs to a process started after it was reported"
     assert not is_dead(run, lambda pid: 990.0), "the worker started before it reported its pid: alive"
     assert not is_dead(RunProcess("r2", None, None), lambda pid: None), "no recorded pid: never judged"
+    # A virtual machine paused for 33 s: the boot time read afterwards, and with it the worker's computed
+    # start, moved 33 s later than the report. Still the worker.
+    assert not is_dead(run, lambda pid: 1023.0, booted_at=33.0), "a paused machine's clock shift: alive"
+    # The machine restarted after the report; a new process took the pid soon after the boot.
+    assert is_dead(run, lambda pid: 1060.0, booted_at=1030.0), "no process survives a restart"
 
 
 def test_partition_changes_make_records_equal_the_table():
