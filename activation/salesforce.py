@@ -338,7 +338,7 @@ class SalesforceDestination(MappedDestination, ApiClient):
         job_url = self._data_url(f"jobs/ingest/{job['id']}")
         try:
             self.request("PUT", f"{job_url}/batches", data=text.encode(), headers={"Content-Type": "text/csv"})
-            self.request("PATCH", job_url, json={"state": "UploadComplete"})
+            self._close(job_url)
         except RequestFailed:
             self._abort(job_url)  # an open job nobody completes would linger in the org's job list
             raise
@@ -354,6 +354,18 @@ class SalesforceDestination(MappedDestination, ApiClient):
             failure = f"Bulk job {job['id']} ended {info['state']}: {info.get('errorMessage') or 'no message'}"
             log.error("%s", failure)
         return bulk_results(records, key_column, outcome, keys, failure)
+
+    def _close(self, job_url: str) -> None:
+        """Mark the upload complete. A close whose answer never came (a timeout) is resent, and the resend is
+        refused when the first one landed: the job is no longer Open. Then the job's own state says whether
+        it was closed; a job being or done processing goes on to be polled instead of being counted failed."""
+        try:
+            self.request("PATCH", job_url, json={"state": "UploadComplete"})
+        except RequestFailed:
+            state = self.request("GET", job_url).json().get("state")
+            if state not in {"UploadComplete", "InProgress", "JobComplete", "Failed"}:
+                raise
+            log.warning("the close of Bulk job %s was answered late; the job is %s", job_url.rsplit("/", 1)[-1], state)
 
     def _abort(self, job_url: str) -> None:
         try:

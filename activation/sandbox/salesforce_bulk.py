@@ -13,6 +13,7 @@ import io
 import math
 import random
 import sqlite3
+import time
 from typing import Any
 
 from activation.salesforce_ids import make_salesforce_id, normalize_salesforce_id
@@ -114,6 +115,8 @@ class BulkIngest:
             else:
                 self._process(conn, job)
             job = self._job(conn, job["id"])
+        if state == "UploadComplete" and self.config.faults.bulk_close_delay:
+            time.sleep(self.config.faults.bulk_close_delay)  # the close landed; its answer comes late
         return json_response(200, self._job_json(job))
 
     def info(self, request: Request) -> Response:

@@ -4,6 +4,7 @@ not-found records, CRM instances, history and crashes."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,7 +18,7 @@ from activation.mapping import ObjectMapping, SyncMapping, parse_mapping
 from activation.salesforce_ids import make_salesforce_id
 from activation.sandbox.config import DEFAULT_HUBSPOT_TOKEN
 from activation.sync import SyncOptions, run_sync, sync_object
-from tests.activation.conftest import hubspot_contact_id, salesforce_contact_id, salesforce_lead_id
+from tests.activation.conftest import FAST_HTTP, hubspot_contact_id, salesforce_contact_id, salesforce_lead_id
 
 
 def counts(sandbox) -> dict[str, int]:
@@ -486,6 +487,22 @@ def test_a_failed_bulk_job_still_confirms_what_it_wrote(
     assert reasons.fetchall() == [("UNPROCESSED", True)]
     sandbox.admin.set_faults(bulk_fail_after=None)
     assert sync_object(warehouse, bulk, leads).updated == 105
+
+
+def test_a_bulk_job_closed_too_slowly_for_the_client_is_still_confirmed(
+    sandbox, salesforce_client, warehouse, leads_table, company, mapping
+) -> None:
+    """The close of a big job can outlast the client's timeout (a 100 MiB job took 44 s in the sandbox at 2x):
+    the resent close is refused because the first one landed, and the job, read back, goes on to its results
+    instead of every record counting as failed."""
+    leads = mapping.object("leads")
+    leads_table(warehouse, 300)
+    company(sandbox, leads=300)
+    sandbox.admin.set_faults(bulk_close_delay=0.6)
+    bulk = salesforce_client(sandbox, bulk_threshold=10, http=dataclasses.replace(FAST_HTTP, timeout=0.3))
+    report = sync_object(warehouse, bulk, leads)
+    assert (report.updated, report.failed) == (300, 0)
+    assert sandbox.admin.stats()["by_route"]["salesforce.bulk.create"] == 2, "no job was sent twice"
 
 
 # --- upsert mode (explicit opt-in) ----------------------------------------------------------------------
