@@ -74,9 +74,13 @@ class FaultConfig:
     conflict_keys: list[str] = field(default_factory=list)
     reject_keys: list[str] = field(default_factory=list)
     bulk_fail_after: int | None = None
-    # Seconds the answer to a Bulk job's close is held after the job was processed: a close that outlasts the
-    # client's timeout, as a 100 MiB job did at 2x the bench scale.
+    # Seconds the answer to a Bulk job's close is held after the job was queued: a close that outlasts the
+    # client's timeout (as a 100 MiB job's did at 2x the bench scale, when the sandbox processed it inside
+    # the close).
     bulk_close_delay: float = 0.0
+    # Seconds a closed Bulk job waits in the queue before it is processed (it reads UploadComplete meanwhile):
+    # in a busy org the queue, not the job, is what a client waits for.
+    bulk_queue_delay: float = 0.0
 
     def updated(self, changes: dict[str, Any]) -> FaultConfig:
         """A copy with ``changes`` applied; refuses unknown names and values of the wrong type, because a

@@ -4,15 +4,25 @@ Rows go through :class:`SalesforceRecords` like sObject Collections records, so 
 same. Results are shuffled (Salesforce does not keep input order). With the ``bulk_fail_after`` fault a job
 processes that many rows and then ends ``Failed``: the processed rows stay written and are reported, the
 rest are in ``unprocessedrecords`` — a client must read all three before deciding what was confirmed.
+
+Like Salesforce, closing a job (``UploadComplete``) only queues it: the close is answered at once and one
+background worker processes queued jobs in order, in chunks of 10,000 rows, each chunk its own transaction
+(Salesforce's internal batches). Between chunks the store is free, so polls and other requests are answered
+while a 100 MiB job runs, and ``numberRecordsProcessed`` grows as it would in a real org. Progress and the
+chunks' results are stored with the job, so a job queued or half-done when the sandbox stops is resumed
+from its next chunk when the sandbox starts again on the same state file: a queued job is never lost.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
+import queue
 import random
 import sqlite3
+import threading
 import time
 from typing import Any
 
@@ -23,14 +33,19 @@ from activation.sandbox.shapes import sf_errors
 from activation.sandbox.store import Store
 from activation.sandbox.web import Refusal, Request, Response, Router, csv_response, json_object, json_response
 
+log = logging.getLogger(__name__)
+
 MAX_JOB_BYTES = 150 * 1024 * 1024
+CHUNK_ROWS = 10_000  # Salesforce splits a Bulk 2.0 job into internal batches of 10,000 records
 BULK_NULL = "#N/A"
 OPERATIONS = ("upsert", "update")
+# Result kind -> (job column with the CSV header, or all of it for jobs of older sandboxes; chunk column).
 RESULT_COLUMNS = {
-    "successfulresults": "successful_csv",
-    "failedresults": "failed_csv",
-    "unprocessedrecords": "unprocessed_csv",
+    "successfulresults": ("successful_csv", "successful"),
+    "failedresults": ("failed_csv", "failed"),
+    "unprocessedrecords": ("unprocessed_csv", None),
 }
+PENDING = {"UploadComplete", "InProgress"}
 FINISHED = {"JobComplete", "Failed", "Aborted"}
 
 
@@ -40,8 +55,25 @@ class BulkIngest:
         self.records = records
         self.config = config
         self._shuffle = random.Random(config.faults.seed)
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._stopping = threading.Event()
         with store.lock:
             self._next_job = store.conn.execute("SELECT count(*) FROM sf_jobs").fetchone()[0] + 1
+            # Jobs closed but not finished when the sandbox last stopped: Salesforce never drops a queued job.
+            pending = store.conn.execute(
+                "SELECT id FROM sf_jobs WHERE state IN ('UploadComplete', 'InProgress') AND final_state IS NULL"
+                " ORDER BY created_at, id"
+            ).fetchall()
+        for row in pending:
+            self._queue.put(row["id"])
+        self._worker = threading.Thread(target=self._work, name="sandbox-bulk-worker", daemon=True)
+        self._worker.start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop the worker after its current chunk; an unfinished job resumes at the next start."""
+        self._stopping.set()
+        self._queue.put(None)
+        self._worker.join(timeout)
 
     def register(self, router: Router, data: str) -> None:
         router.add("POST", f"{data}/jobs/ingest", "salesforce.bulk.create", self.create)
@@ -113,17 +145,20 @@ class BulkIngest:
                     (job["csv"] or "", job["id"]),
                 )
             else:
-                self._process(conn, job)
+                conn.execute("UPDATE sf_jobs SET state = 'UploadComplete' WHERE id = ?", (job["id"],))
             job = self._job(conn, job["id"])
-        if state == "UploadComplete" and self.config.faults.bulk_close_delay:
-            time.sleep(self.config.faults.bulk_close_delay)  # the close landed; its answer comes late
+        if state == "UploadComplete":
+            self._queue.put(job["id"])  # after the commit: the worker must see the closed job
+            if self.config.faults.bulk_close_delay:
+                time.sleep(self.config.faults.bulk_close_delay)  # the close landed; its answer comes late
         return json_response(200, self._job_json(job))
 
     def info(self, request: Request) -> Response:
-        """Report ``InProgress`` for a configurable number of polls, then the job's final state."""
+        """The job as it is; once processed, ``InProgress`` for a configurable number of polls more, then its
+        final state (so every client meets ``InProgress`` however fast the job ran)."""
         with self.store.transaction() as conn:
             job = self._job(conn, request.params["job"])
-            if job["state"] in {"UploadComplete", "InProgress"}:
+            if job["state"] in PENDING and job["final_state"] is not None:
                 polls = job["polls"] + 1
                 done = polls > self.config.salesforce_bulk_polls_before_complete
                 state = job["final_state"] if done else "InProgress"
@@ -132,14 +167,22 @@ class BulkIngest:
         return json_response(200, self._job_json(job))
 
     def results(self, request: Request) -> Response:
-        column = RESULT_COLUMNS.get(request.params["kind"].lower())
-        if column is None:
+        columns = RESULT_COLUMNS.get(request.params["kind"].lower())
+        if columns is None:
             return sf_errors(404, f"The requested resource does not exist: {request.params['kind']}", "NOT_FOUND")
+        job_column, chunk_column = columns
         with self.store.lock:
             job = self._job(self.store.conn, request.params["job"])
-        if job["state"] not in FINISHED:
-            return sf_errors(400, "Job results are available once the job has completed", "INVALIDJOBSTATE")
-        return csv_response(200, job[column] or "")
+            if job["state"] not in FINISHED:
+                return sf_errors(400, "Job results are available once the job has completed", "INVALIDJOBSTATE")
+            chunks = (
+                self.store.conn.execute(
+                    f"SELECT {chunk_column} FROM sf_job_chunks WHERE job_id = ? ORDER BY first_row", (job["id"],)
+                ).fetchall()
+                if chunk_column
+                else []
+            )
+        return csv_response(200, (job[job_column] or "") + "".join(row[0] for row in chunks))
 
     # --- processing ----------------------------------------------------------------------------------
     def _job(self, conn: sqlite3.Connection, raw_id: str) -> sqlite3.Row:
@@ -149,51 +192,96 @@ class BulkIngest:
             raise Refusal(sf_errors(404, "Job not found", "NOT_FOUND"))
         return job
 
-    def _process(self, conn: sqlite3.Connection, job: sqlite3.Row) -> None:
-        """Run the job now (polls report ``InProgress`` first). Whole-job problems fail it before any row."""
+    def _work(self) -> None:
+        """The queue's one worker: jobs run in the order they were closed, like one org's Bulk queue."""
+        while not self._stopping.is_set():
+            job_id = self._queue.get()
+            if job_id is None:
+                return
+            delay = self.config.faults.bulk_queue_delay
+            if delay and self._stopping.wait(delay):
+                return
+            try:
+                self._process(job_id)
+            except Exception as exc:  # a sandbox bug must fail the job, not leave it InProgress for ever
+                if self._stopping.is_set():
+                    return
+                log.exception("sandbox Bulk job %s failed", job_id)
+                with self.store.transaction() as conn:
+                    conn.execute(
+                        "UPDATE sf_jobs SET final_state = 'Failed', error_message = ? WHERE id = ?",
+                        (f"InternalServerError : {exc}", job_id),
+                    )
+
+    def _process(self, job_id: str) -> None:
+        """Run a closed job chunk by chunk from where it stands. Whole-job problems fail it before any row."""
+        with self.store.lock:
+            job = self._job(self.store.conn, job_id)
         text = job["csv"] or ""
         if job["line_ending"] == "CRLF":
             text = text.replace("\r\n", "\n")
         try:
-            rows = list(csv.reader(io.StringIO(text)))
+            rows = list(csv.reader(io.StringIO(text)))  # outside the lock: 100 MiB takes seconds to parse
         except csv.Error as exc:
-            return self._fail(conn, job, f"InvalidBatch : {exc}", [], [])
-        header, data = (rows[0], [r for r in rows[1:] if r]) if rows else ([], [])
-        fields = self.records.fields(conn, job["object"])
-        key = "Id" if job["operation"] == "update" else job["external_id_field"]
-        problem = _header_problem(header, fields, key, job["operation"])
-        if problem:
-            return self._fail(conn, job, problem, header, data)
+            with self.store.transaction() as conn:
+                return self._fail(conn, job, f"InvalidBatch : {exc}", [], [])
+        with self.store.transaction() as conn:
+            header, data = (rows[0], [r for r in rows[1:] if r]) if rows else ([], [])
+            fields = self.records.fields(conn, job["object"])
+            key = "Id" if job["operation"] == "update" else job["external_id_field"]
+            problem = _header_problem(header, fields, key, job["operation"])
+            if problem:
+                return self._fail(conn, job, problem, header, data)
+            conn.execute(
+                "UPDATE sf_jobs SET state = 'InProgress', successful_csv = ?, failed_csv = ? WHERE id = ?",
+                (to_csv(["sf__Id", "sf__Created", *header], []), to_csv(["sf__Id", "sf__Error", *header], []), job_id),
+            )
+        del rows, text
         limit = self.config.faults.bulk_fail_after
         processed, rest = (data, []) if limit is None or limit >= len(data) else (data[:limit], data[limit:])
-        outcomes = self._write_rows(conn, job, fields, header, processed)
-        pairs = list(zip(processed, outcomes, strict=True))
-        ok_rows = [[o.record_id, str(o.created).lower(), *row] for row, o in pairs if o.ok]
-        failed_rows = [["", f"{o.code}:{o.message}", *row] for row, o in pairs if not o.ok]
-        # Result order is not guaranteed by Salesforce: shuffle so clients must join on the key column.
-        self._shuffle.shuffle(ok_rows)
-        self._shuffle.shuffle(failed_rows)
+        for first in range(job["processed"] or 0, len(processed), CHUNK_ROWS):
+            if self._stopping.is_set():
+                return None  # resumed from this chunk when the sandbox starts again
+            with self.store.transaction() as conn:
+                self._process_chunk(conn, job, fields, header, first, processed[first : first + CHUNK_ROWS])
         message = (
             f"InternalServerError : the job stopped after {len(processed)} of {len(data)} records "
             "(sandbox fault bulk_fail_after)"
             if rest
             else None
         )
-        conn.execute(
-            "UPDATE sf_jobs SET state = 'UploadComplete', final_state = ?, error_message = ?, processed = ?,"
-            " failed = ?, successful_csv = ?, failed_csv = ?, unprocessed_csv = ? WHERE id = ?",
-            (
-                "Failed" if rest else "JobComplete",
-                message,
-                len(processed),
-                len(failed_rows),
-                to_csv(["sf__Id", "sf__Created", *header], ok_rows),
-                to_csv(["sf__Id", "sf__Error", *header], failed_rows),
-                to_csv(header, rest),
-                job["id"],
-            ),
-        )
+        with self.store.transaction() as conn:
+            conn.execute(
+                "UPDATE sf_jobs SET final_state = ?, error_message = ?, unprocessed_csv = ? WHERE id = ?",
+                ("Failed" if rest else "JobComplete", message, to_csv(header, rest), job_id),
+            )
         return None
+
+    def _process_chunk(
+        self,
+        conn: sqlite3.Connection,
+        job: sqlite3.Row,
+        fields: dict[str, sqlite3.Row],
+        header: list[str],
+        first: int,
+        rows: list[list[str]],
+    ) -> None:
+        """Write one chunk and store its results and the job's progress in the same transaction."""
+        outcomes = self._write_rows(conn, job, fields, header, rows)
+        pairs = list(zip(rows, outcomes, strict=True))
+        ok_rows = [[o.record_id, str(o.created).lower(), *row] for row, o in pairs if o.ok]
+        failed_rows = [["", f"{o.code}:{o.message}", *row] for row, o in pairs if not o.ok]
+        # Result order is not guaranteed by Salesforce: shuffle so clients must join on the key column.
+        self._shuffle.shuffle(ok_rows)
+        self._shuffle.shuffle(failed_rows)
+        conn.execute(
+            "INSERT OR REPLACE INTO sf_job_chunks (job_id, first_row, successful, failed) VALUES (?, ?, ?, ?)",
+            (job["id"], first, to_csv_rows(ok_rows), to_csv_rows(failed_rows)),
+        )
+        conn.execute(
+            "UPDATE sf_jobs SET processed = ?, failed = coalesce(failed, 0) + ? WHERE id = ?",
+            (first + len(rows), len(failed_rows), job["id"]),
+        )
 
     def _write_rows(
         self,
@@ -314,8 +402,11 @@ def _cell_value(typ: str, cell: str) -> Any:
 
 
 def to_csv(header: list[str], rows: list[list[Any]]) -> str:
+    return to_csv_rows([header, *rows])
+
+
+def to_csv_rows(rows: list[list[Any]]) -> str:
+    """CSV lines without a header: a chunk's results, appended after the job's header line."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
+    csv.writer(out, lineterminator="\n").writerows(rows)
     return out.getvalue()

@@ -334,6 +334,7 @@ class CrmSandbox:
             log.debug("request log write failed", exc_info=True)
 
     def close(self) -> None:
+        self.salesforce.bulk.stop()  # after its current chunk: what is left resumes at the next start
         self.store.close()
 
 

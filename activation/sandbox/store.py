@@ -67,6 +67,9 @@ CREATE TABLE IF NOT EXISTS sf_jobs (
     line_ending TEXT, state TEXT NOT NULL, final_state TEXT, csv TEXT, error_message TEXT,
     processed INTEGER DEFAULT 0, failed INTEGER DEFAULT 0, polls INTEGER DEFAULT 0, successful_csv TEXT,
     failed_csv TEXT, unprocessed_csv TEXT, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sf_job_chunks (
+    job_id TEXT NOT NULL, first_row INTEGER NOT NULL, successful TEXT NOT NULL, failed TEXT NOT NULL,
+    PRIMARY KEY (job_id, first_row));
 CREATE TABLE IF NOT EXISTS request_log (
     id INTEGER PRIMARY KEY, at TEXT NOT NULL, api TEXT NOT NULL, route TEXT NOT NULL, method TEXT NOT NULL,
     path TEXT NOT NULL, status INTEGER NOT NULL, note TEXT);

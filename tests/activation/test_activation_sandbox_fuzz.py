@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -257,8 +258,11 @@ def test_malformed_csv_fails_the_job_or_its_rows_never_the_server(
         assert upload.status_code in {201, 400}, upload.text
         closed = requests.patch(f"{data}/{job_id}", json={"state": "UploadComplete"}, headers=headers, timeout=10)
         assert closed.status_code in {200, 400}
-        for _ in range(2):
+        for _ in range(2_000):  # until the queued job has run
             info = requests.get(f"{data}/{job_id}", headers=headers, timeout=10)
+            if info.status_code != 200 or info.json()["state"] not in {"UploadComplete", "InProgress"}:
+                break
+            time.sleep(0.005)
         assert info.status_code == 200 and info.json()["state"] in {"Open", "JobComplete", "Failed"}
         for kind in ("successfulResults", "failedResults", "unprocessedrecords"):
             assert requests.get(f"{data}/{job_id}/{kind}", headers=headers, timeout=10).status_code < 500

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from activation.salesforce_ids import make_salesforce_id, normalize_salesforce_id
-from activation.sandbox import SandboxHandle, run_sandbox
+from activation.sandbox import SandboxHandle, run_sandbox, salesforce_bulk
 from activation.sandbox.__main__ import build_parser, config_from_args
 
 V = "/services/data/v62.0"
@@ -659,8 +659,24 @@ def run_job(org: Org, text: str, ext: str = EXT, operation: str = "upsert") -> t
     assert upload.status_code == 201
     closed = org.call("PATCH", f"/jobs/ingest/{job_id}", {"state": "UploadComplete"})
     assert closed.status_code == 200
-    states = [org.call("GET", f"/jobs/ingest/{job_id}").json() for _ in range(2)]
-    return job_id, {"polls": [s["state"] for s in states], "info": states[-1]}
+    states = poll_job(org, job_id)
+    return job_id, {"polls": [s["state"] for s in states], "info": states[-1], "closed": closed.json()}
+
+
+def poll_job(org: Org, job_id: str, limit: int = 2_000) -> list[dict[str, Any]]:
+    """Every state a client polling the job sees, up to and including a finished one (``InProgress`` runs of
+    the same state are collapsed: how many polls the worker takes is not the sandbox's contract)."""
+    states: list[dict[str, Any]] = []
+    for _ in range(limit):
+        info = org.call("GET", f"/jobs/ingest/{job_id}").json()
+        if not states or info["state"] != states[-1]["state"]:
+            states.append(info)
+        else:
+            states[-1] = info
+        if info["state"] in {"JobComplete", "Failed", "Aborted"}:
+            return states
+        time.sleep(0.005)
+    raise AssertionError(f"job {job_id} not finished after {limit} polls: {states[-1]}")
 
 
 def read_csv(response: requests.Response) -> list[dict[str, str]]:
@@ -672,7 +688,8 @@ def test_bulk_ingest_lifecycle(org: Org) -> None:
     org.upsert([new_lead("L-2", Leadscore_Score__c=1.0, Leadscore_Tier__c="A1")])
     text = f"{EXT},LastName,Company,Leadscore_Score__c,Leadscore_Tier__c\nL-1,L,C,87.5,B2\nL-2,,,#N/A,\nL-3,L,C,x,C1\n"
     job_id, run = run_job(org, text)
-    assert run["polls"] == ["InProgress", "JobComplete"]
+    assert run["closed"]["state"] == "UploadComplete"  # the close queues the job and is answered at once
+    assert run["polls"][-2:] == ["InProgress", "JobComplete"] and run["polls"][0] in {"UploadComplete", "InProgress"}
     assert (run["info"]["numberRecordsProcessed"], run["info"]["numberRecordsFailed"]) == (3, 1)
     ok = {r[EXT]: r for r in read_csv(org.call("GET", f"/jobs/ingest/{job_id}/successfulResults/"))}
     assert ok["L-1"]["sf__Created"] == "true" and ok["L-2"]["sf__Created"] == "false" and ok["L-1"]["sf__Id"]
@@ -778,6 +795,65 @@ def test_a_failed_bulk_job_keeps_what_it_wrote_and_serves_its_results(
     unprocessed = [r[EXT] for r in read_csv(org.call("GET", f"/jobs/ingest/{job_id}/unprocessedRecords/"))]
     assert (ok, failed, unprocessed) == (["L-0", "L-2"], ["L-1"], ["L-3", "L-4"])
     assert sorted(r[EXT] for r in org.sandbox.admin.salesforce_records("Lead")) == ["L-0", "L-2"]
+
+
+def start_bulk_job(org: Org, text: str) -> str:
+    """Create, upload and close an upsert job on Lead; the close must be answered with the job queued."""
+    job_id = org.call("POST", "/jobs/ingest", {"object": "Lead", "operation": "upsert", "externalIdFieldName": EXT})
+    job_id = job_id.json()["id"]
+    headers = {"Content-Type": "text/csv"}
+    assert org.call("PUT", f"/jobs/ingest/{job_id}/batches", data=text.encode(), headers=headers).status_code == 201
+    closed = org.call("PATCH", f"/jobs/ingest/{job_id}", {"state": "UploadComplete"}).json()
+    assert (closed["state"], closed["numberRecordsProcessed"]) == ("UploadComplete", 0)
+    return job_id
+
+
+def test_a_closed_bulk_job_waits_in_the_queue_then_runs(start_sandbox: Callable[..., SandboxHandle]) -> None:
+    org = Org(start_sandbox(faults={"bulk_queue_delay": 2.0}))
+    job_id = start_bulk_job(org, f"{EXT},LastName,Company\nL-1,L,C\nL-2,L,C\n")
+    queued = org.call("GET", f"/jobs/ingest/{job_id}").json()
+    assert (queued["state"], queued["numberRecordsProcessed"]) == ("UploadComplete", 0)
+    assert org.call("GET", f"/jobs/ingest/{job_id}/successfulResults/").status_code == 400  # not finished
+    assert org.sandbox.admin.salesforce_records("Lead") == []
+    states = poll_job(org, job_id)
+    assert [s["state"] for s in states][-2:] == ["InProgress", "JobComplete"]
+    assert states[-1]["numberRecordsProcessed"] == 2
+    assert sorted(r[EXT] for r in org.sandbox.admin.salesforce_records("Lead")) == ["L-1", "L-2"]
+
+
+def test_a_bulk_job_runs_in_chunks_and_resumes_after_a_sandbox_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker stops after its first chunk (as when the sandbox is stopped mid-job); a sandbox started
+    again on the same state file finishes the job from the next chunk: every row written and reported once."""
+    monkeypatch.setattr(salesforce_bulk, "CHUNK_ROWS", 2)
+    process_chunk = salesforce_bulk.BulkIngest._process_chunk
+
+    def first_chunk_then_stop(self: salesforce_bulk.BulkIngest, *args: Any) -> None:
+        process_chunk(self, *args)
+        self._stopping.set()
+
+    state = tmp_path / "crm.sqlite"
+    rows = "".join(f"L-{i},L,C,{i}\n" for i in range(5)).replace("L-3,L,C,3", "L-3,L,C,x")
+    with monkeypatch.context() as patch:
+        patch.setattr(salesforce_bulk.BulkIngest, "_process_chunk", first_chunk_then_stop)
+        with run_sandbox(state_path=state) as sandbox:
+            org = Org(sandbox)
+            job_id = start_bulk_job(org, f"{EXT},LastName,Company,Leadscore_Score__c\n{rows}")
+            for _ in range(2_000):
+                stopped = org.call("GET", f"/jobs/ingest/{job_id}").json()
+                if stopped["numberRecordsProcessed"]:
+                    break
+                time.sleep(0.005)
+            assert (stopped["state"], stopped["numberRecordsProcessed"]) == ("InProgress", 2)
+    with run_sandbox(state_path=state) as sandbox:
+        org = Org(sandbox)
+        info = poll_job(org, job_id)[-1]
+        assert (info["state"], info["numberRecordsProcessed"], info["numberRecordsFailed"]) == ("JobComplete", 5, 1)
+        ok = sorted(r[EXT] for r in read_csv(org.call("GET", f"/jobs/ingest/{job_id}/successfulResults/")))
+        failed = [r[EXT] for r in read_csv(org.call("GET", f"/jobs/ingest/{job_id}/failedResults/"))]
+        assert (ok, failed) == (["L-0", "L-1", "L-2", "L-4"], ["L-3"])
+        assert sorted(r[EXT] for r in sandbox.admin.salesforce_records("Lead")) == ["L-0", "L-1", "L-2", "L-4"]
 
 
 # --- the CLI ---------------------------------------------------------------------------------------------
