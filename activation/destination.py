@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -140,8 +140,12 @@ class Destination(Protocol):
         Raises on whole-request failure (:class:`BatchConflict` / :class:`BatchInvalid` when the engine
         should split the batch to isolate the record at fault)."""
 
-    def send_bulk(self, obj: ObjectMapping, records: Sequence[OutgoingRecord]) -> list[RecordResult]:
-        """Write any number of records through a bulk API; one result per record."""
+    def send_bulk(
+        self, obj: ObjectMapping, records: Sequence[OutgoingRecord]
+    ) -> Iterator[tuple[list[OutgoingRecord], list[RecordResult]]]:
+        """Write any number of records through a bulk API, in jobs taken in order; yields each job's records
+        with one result per record as soon as the job is done, so what it wrote is recorded before the next
+        job starts (and a job's results are not held until the last one ends)."""
 
 
 class MappedDestination:

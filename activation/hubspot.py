@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -402,7 +402,9 @@ class HubSpotDestination(MappedDestination, ApiClient):
                     break
         return found
 
-    def send_bulk(self, obj: ObjectMapping, records: Sequence[OutgoingRecord]) -> list[RecordResult]:
+    def send_bulk(
+        self, obj: ObjectMapping, records: Sequence[OutgoingRecord]
+    ) -> Iterator[tuple[list[OutgoingRecord], list[RecordResult]]]:
         raise NotImplementedError("HubSpot has no bulk path; the engine batches by 100")
 
 

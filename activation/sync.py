@@ -734,15 +734,19 @@ def _send_bulk(destination: Destination, obj: ObjectMapping, changes: list[Outgo
     before the next one starts, so a later failure or a spent allocation loses nothing already written."""
     groups = make_batches(changes, len(changes), _batch_group)
     for index, group in enumerate(groups):
+        done = 0  # records of this group whose job has answered (jobs take the group in order)
         try:
-            results = destination.send_bulk(obj, group)
+            for job_records, results in destination.send_bulk(obj, group):
+                run.absorb(BatchOutcome(results=list(zip(job_records, results, strict=True))))
+                run.writer.flush()  # recorded before the next job starts, whatever its size
+                done += len(job_records)
         except DailyLimitReached as exc:
-            run.absorb(BatchOutcome(deferred=[r for g in groups[index:] for r in g], stopped=str(exc)))
+            rest = [*group[done:], *(r for g in groups[index + 1 :] for r in g)]
+            run.absorb(BatchOutcome(deferred=rest, stopped=str(exc)))
             return
         except RequestFailed as exc:
-            run.absorb(BatchOutcome(results=[(r, RecordResult.failed(r.key, "BULK_FAILED", str(exc))) for r in group]))
-            continue
-        run.absorb(BatchOutcome(results=list(zip(group, results, strict=True))))
+            failed = [(r, RecordResult.failed(r.key, "BULK_FAILED", str(exc))) for r in group[done:]]
+            run.absorb(BatchOutcome(results=failed))
 
 
 def _finish(

@@ -753,16 +753,47 @@ def test_bulk_upsert_sends_clears_by_id_in_their_own_job(
     assert "Leadscore_Score__c" not in crm["L-0000005"] and "Leadscore_Score__c" in crm["L-0000004"]
 
 
+@pytest.mark.parametrize(
+    ("bulk_max_bytes", "jobs_before_spent"),
+    [(100 * 1024 * 1024, 1), (400, 2)],
+    ids=["one job per object", "several jobs per object"],
+)
 def test_bulk_jobs_keep_what_they_confirmed_when_the_allocation_runs_out(
-    start_sandbox, salesforce_client, warehouse, leads_table, company, mapping
+    bulk_max_bytes, jobs_before_spent, sandbox, salesforce_client, warehouse, leads_table, company, mapping
 ) -> None:
-    """Contacts and Leads go in separate jobs: the first job's results are recorded before the second starts."""
-    sandbox = start_sandbox(salesforce_daily_limit=14)
+    """Another integration spends the org's allocation while a job runs: what the jobs so far wrote is
+    confirmed and recorded, the rest of their group and the other groups wait for the next run. Contacts
+    (2) and Leads (6) go in separate jobs; with small jobs the 6 Leads take several, and the allocation
+    runs out after the first of them."""
     leads_table(warehouse, 8)
     company(sandbox, leads=8)
-    report = sync_object(warehouse, salesforce_client(sandbox, bulk_threshold=2), mapping.object("leads"))
-    assert (report.status, report.updated, report.deferred) == ("daily_limit", 2, 6)
-    assert warehouse.execute("SELECT count(*) FROM activation.sync_state").fetchone()[0] == 2
+    client = salesforce_client(sandbox, bulk_threshold=2, bulk_max_bytes=bulk_max_bytes)
+    run_job = client._run_job
+    job_sizes: list[int] = []
+
+    def job_then_allocation_spent(job_spec: Any, records: Any, *args: Any) -> Any:
+        results = run_job(job_spec, records, *args)
+        job_sizes.append(len(records))
+        if len(job_sizes) == jobs_before_spent:
+            sandbox.admin.set_limits(salesforce_daily_limit=1)
+        return results
+
+    client._run_job = job_then_allocation_spent  # type: ignore[method-assign]
+    report = sync_object(warehouse, client, mapping.object("leads"))
+    confirmed = sum(job_sizes)
+    assert len(job_sizes) == jobs_before_spent and job_sizes[0] == 2  # the Contacts' job first
+    if jobs_before_spent == 2:
+        assert 0 < job_sizes[1] < 6, "the Leads' group was split into several jobs"
+    assert (report.status, report.updated, report.deferred, report.failed) == (
+        "daily_limit",
+        confirmed,
+        8 - confirmed,
+        0,
+    )
+    assert warehouse.execute("SELECT count(*) FROM activation.sync_state").fetchone()[0] == confirmed
+    sandbox.admin.set_limits(salesforce_daily_limit=100_000)
+    fresh = salesforce_client(sandbox, bulk_threshold=2, bulk_max_bytes=bulk_max_bytes)
+    assert sync_object(warehouse, fresh, mapping.object("leads")).updated == 8 - confirmed
 
 
 def test_an_interrupt_stops_the_worker_pool(

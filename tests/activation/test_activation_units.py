@@ -388,7 +388,7 @@ def test_a_failed_bulk_job_keeps_what_it_wrote_and_names_why_the_rest_failed() -
 
 def test_bulk_csv_is_split_by_size_and_keeps_every_record() -> None:
     records = [rec(f"k{i:03d}", {"F__c": "x" * 50}) for i in range(30)]
-    chunks = bulk_csv_chunks(records, ["X__c", "F__c"], max_bytes=600)
+    chunks = list(bulk_csv_chunks(records, ["X__c", "F__c"], max_bytes=600))
     assert len(chunks) > 1
     assert [r.key for chunk, _ in chunks for r in chunk] == [r.key for r in records]
     for chunk, text in chunks:
