@@ -36,6 +36,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
+from activation.csvtext import read_csv_dicts
 from activation.destination import BY_KEY, NOT_FOUND, MappedDestination, OutgoingRecord, RecordResult
 from activation.encoding import salesforce_csv_value, salesforce_value
 from activation.errors import AuthenticationError, ConfigurationError, RequestFailed, checked_secret
@@ -347,7 +348,7 @@ class SalesforceDestination(MappedDestination, ApiClient):
         # A job that ends Failed or Aborted may still have written records: read every result before deciding.
         # Rows are parsed lazily while they are joined: a dict per row of a 200,000-row job is ~240 MiB.
         outcome = {
-            kind: csv.DictReader(io.StringIO(self.request("GET", f"{job_url}/{kind}/").text))
+            kind: read_csv_dicts(self.request("GET", f"{job_url}/{kind}/").text)
             for kind in ("successfulResults", "failedResults", "unprocessedrecords")
         }
         keys = {_bulk_key(r): r.key for r in records}

@@ -26,6 +26,7 @@ import threading
 import time
 from typing import Any
 
+from activation.csvtext import read_csv_rows
 from activation.salesforce_ids import make_salesforce_id, normalize_salesforce_id
 from activation.sandbox.config import SandboxConfig
 from activation.sandbox.salesforce_records import NUMERIC, RowResult, SalesforceRecords, now_sf, parse_temporal
@@ -46,6 +47,7 @@ RESULT_COLUMNS = {
     "unprocessedrecords": ("unprocessed_csv", None),
 }
 PENDING = {"UploadComplete", "InProgress"}
+RETRY_LOCKED_S = 1.0  # a job whose store was locked by another writer is tried again after this
 FINISHED = {"JobComplete", "Failed", "Aborted"}
 
 
@@ -148,6 +150,7 @@ class BulkIngest:
                 conn.execute("UPDATE sf_jobs SET state = 'UploadComplete' WHERE id = ?", (job["id"],))
             job = self._job(conn, job["id"])
         if state == "UploadComplete":
+            self._ensure_worker()
             self._queue.put(job["id"])  # after the commit: the worker must see the closed job
             if self.config.faults.bulk_close_delay:
                 time.sleep(self.config.faults.bulk_close_delay)  # the close landed; its answer comes late
@@ -193,7 +196,9 @@ class BulkIngest:
         return job
 
     def _work(self) -> None:
-        """The queue's one worker: jobs run in the order they were closed, like one org's Bulk queue."""
+        """The queue's one worker: jobs run in the order they were closed, like one org's Bulk queue. It
+        outlives any one job's trouble: a store held by another writer (someone at the ``sqlite3`` prompt)
+        puts the job back in the queue, a sandbox bug fails that job alone."""
         while not self._stopping.is_set():
             job_id = self._queue.get()
             if job_id is None:
@@ -203,15 +208,40 @@ class BulkIngest:
                 return
             try:
                 self._process(job_id)
-            except Exception as exc:  # a sandbox bug must fail the job, not leave it InProgress for ever
+            except sqlite3.OperationalError as exc:
                 if self._stopping.is_set():
                     return
-                log.exception("sandbox Bulk job %s failed", job_id)
-                with self.store.transaction() as conn:
-                    conn.execute(
-                        "UPDATE sf_jobs SET final_state = 'Failed', error_message = ? WHERE id = ?",
-                        (f"InternalServerError : {exc}", job_id),
-                    )
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    self._fail_whole(job_id, exc)
+                    continue
+                log.warning("sandbox Bulk job %s waits: %s", job_id, exc)
+                if self._stopping.wait(RETRY_LOCKED_S):
+                    return
+                self._queue.put(job_id)  # resumes from its last committed chunk
+            except Exception as exc:
+                if self._stopping.is_set():
+                    return
+                self._fail_whole(job_id, exc)
+
+    def _fail_whole(self, job_id: str, exc: Exception) -> None:
+        """A job the worker cannot run ends ``Failed`` (never ``InProgress`` for ever); rows it wrote stay."""
+        log.error("sandbox Bulk job %s failed: %s", job_id, exc, exc_info=exc)
+        try:
+            with self.store.transaction() as conn:
+                conn.execute(
+                    "UPDATE sf_jobs SET final_state = 'Failed', error_message = ?,"
+                    " state = CASE WHEN state = 'UploadComplete' THEN 'InProgress' ELSE state END WHERE id = ?",
+                    (f"InternalServerError : {exc}", job_id),
+                )
+        except Exception:  # the store itself is failing: the job is re-queued at the next start
+            log.exception("could not record the failure of sandbox Bulk job %s", job_id)
+
+    def _ensure_worker(self) -> None:
+        """A worker that died of something unforeseen is replaced when the next job is closed."""
+        if not self._worker.is_alive() and not self._stopping.is_set():
+            log.error("the sandbox Bulk worker had stopped; starting a new one")
+            self._worker = threading.Thread(target=self._work, name="sandbox-bulk-worker", daemon=True)
+            self._worker.start()
 
     def _process(self, job_id: str) -> None:
         """Run a closed job chunk by chunk from where it stands. Whole-job problems fail it before any row."""
@@ -221,7 +251,7 @@ class BulkIngest:
         if job["line_ending"] == "CRLF":
             text = text.replace("\r\n", "\n")
         try:
-            rows = list(csv.reader(io.StringIO(text)))  # outside the lock: 100 MiB takes seconds to parse
+            rows = list(read_csv_rows(text))  # outside the lock: 100 MiB takes seconds to parse
         except csv.Error as exc:
             with self.store.transaction() as conn:
                 return self._fail(conn, job, f"InvalidBatch : {exc}", [], [])
@@ -236,7 +266,6 @@ class BulkIngest:
                 "UPDATE sf_jobs SET state = 'InProgress', successful_csv = ?, failed_csv = ? WHERE id = ?",
                 (to_csv(["sf__Id", "sf__Created", *header], []), to_csv(["sf__Id", "sf__Error", *header], []), job_id),
             )
-        del rows, text
         limit = self.config.faults.bulk_fail_after
         processed, rest = (data, []) if limit is None or limit >= len(data) else (data[:limit], data[limit:])
         for first in range(job["processed"] or 0, len(processed), CHUNK_ROWS):

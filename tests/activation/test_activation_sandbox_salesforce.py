@@ -6,6 +6,7 @@ import base64
 import csv
 import io
 import json
+import sqlite3
 import subprocess
 import sys
 import time
@@ -854,6 +855,33 @@ def test_a_bulk_job_runs_in_chunks_and_resumes_after_a_sandbox_restart(
         failed = [r[EXT] for r in read_csv(org.call("GET", f"/jobs/ingest/{job_id}/failedResults/"))]
         assert (ok, failed) == (["L-0", "L-1", "L-2", "L-4"], ["L-3"])
         assert sorted(r[EXT] for r in sandbox.admin.salesforce_records("Lead")) == ["L-0", "L-1", "L-2", "L-4"]
+
+
+def test_the_bulk_worker_outlives_a_locked_store_and_a_failing_job(
+    start_sandbox: Callable[..., SandboxHandle], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone holding the state file's write lock (the sqlite3 prompt) delays a job, it does not fail it;
+    a job that breaks the sandbox fails alone, and the next job still runs."""
+    monkeypatch.setattr(salesforce_bulk, "RETRY_LOCKED_S", 0.01)
+    process = salesforce_bulk.BulkIngest._process
+    # Calls in order: job 1 meets the lock, job 1 again, job 2 breaks, job 3.
+    troubles: list[Exception | None] = [sqlite3.OperationalError("database is locked"), None, RuntimeError("boom")]
+
+    def troubled(self: salesforce_bulk.BulkIngest, job_id: str) -> None:
+        trouble = troubles.pop(0) if troubles else None
+        if trouble is not None:
+            raise trouble
+        process(self, job_id)
+
+    monkeypatch.setattr(salesforce_bulk.BulkIngest, "_process", troubled)
+    org = Org(start_sandbox())
+    delayed = poll_job(org, start_bulk_job(org, f"{EXT},LastName,Company\nL-1,L,C\n"))[-1]
+    assert (delayed["state"], delayed["numberRecordsProcessed"]) == ("JobComplete", 1)  # the lock, then the job
+    broken = poll_job(org, start_bulk_job(org, f"{EXT},LastName,Company\nL-2,L,C\n"))[-1]
+    assert (broken["state"], broken["errorMessage"]) == ("Failed", "InternalServerError : boom")
+    after = poll_job(org, start_bulk_job(org, f"{EXT},LastName,Company\nL-3,L,C\n"))[-1]
+    assert (after["state"], after["numberRecordsProcessed"]) == ("JobComplete", 1)
+    assert sorted(r[EXT] for r in org.sandbox.admin.salesforce_records("Lead")) == ["L-1", "L-3"]
 
 
 # --- the CLI ---------------------------------------------------------------------------------------------

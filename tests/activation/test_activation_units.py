@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import decimal
+import io
 import math
 
 import pytest
 
+from activation.csvtext import csv_lines, read_csv_rows
 from activation.destination import BY_EMAIL, BY_ID, BY_KEY, Address, OutgoingRecord, resolve_address
 from activation.diff import (
     Confirmed,
@@ -463,3 +466,14 @@ def test_erased_people_are_erased_then_forgotten_whatever_clear_missing_says() -
     plan = plan_changes({"live": want({"s": "1"}, at("1"))}, confirmed, {"s": ""}, clear_missing=False)
     assert [(c.key, c.action, c.address) for c in plan.changes] == [("erased", "erase", at("2"))]
     assert plan.forget == ("erased_cleared",)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "a,b\n", "a,b\n1,2", 'a,b\n1,"x\u2028y\r\nz"\n2,"q""r"\n', "a\n\n1\n"],
+    ids=["empty", "header only", "no final newline", "quoted newlines and separators", "blank line"],
+)
+def test_csv_lines_read_as_a_string_buffer_does(text: str) -> None:
+    """The line slicer feeds csv the same rows as io.StringIO, without copying the document."""
+    assert list(read_csv_rows(text)) == list(csv.reader(io.StringIO(text)))
+    assert "".join(csv_lines(text)) == text
