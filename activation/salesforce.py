@@ -22,8 +22,6 @@ WHERE Leadscore_Alert_Id__c IN (...)``) tells whether an unanswered create lande
 from __future__ import annotations
 
 import base64
-import csv
-import io
 import json
 import re
 import threading
@@ -36,7 +34,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from activation.csvtext import read_csv_dicts
+from activation.csvtext import csv_text, read_csv_dicts
 from activation.destination import BY_KEY, NOT_FOUND, MappedDestination, OutgoingRecord, RecordResult
 from activation.encoding import salesforce_csv_value, salesforce_value
 from activation.errors import AuthenticationError, ConfigurationError, RequestFailed, checked_secret
@@ -498,13 +496,13 @@ def bulk_csv_chunks(
     """Split records into CSV documents of at most ``max_bytes`` each (Bulk 2.0 caps a job's upload); the
     first column holds ``key_of(record)``. Documents are yielded one at a time, each built when the previous
     job is done: at 2x the bench scale the Lead jobs' CSV is ~600 MiB, which a list would hold all at once."""
-    header = _csv_line(columns)
+    header = csv_text([columns])
     current: list[OutgoingRecord] = []
     lines = [header]
     size = len(header.encode())
     for record in records:
         row = {columns[0]: key_of(record), **record.payload}
-        line = _csv_line([salesforce_csv_value(row.get(c)) for c in columns])
+        line = csv_text([[salesforce_csv_value(row.get(c)) for c in columns]])
         line_size = len(line.encode())
         if current and size + line_size > max_bytes:
             yield current, "".join(lines)
@@ -514,12 +512,6 @@ def bulk_csv_chunks(
         size += line_size
     if current:
         yield current, "".join(lines)
-
-
-def _csv_line(values: Sequence[Any]) -> str:
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow(values)
-    return out.getvalue()
 
 
 def bulk_results(

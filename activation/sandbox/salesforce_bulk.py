@@ -16,7 +16,6 @@ from its next chunk when the sandbox starts again on the same state file: a queu
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import math
 import queue
@@ -26,7 +25,7 @@ import threading
 import time
 from typing import Any
 
-from activation.csvtext import read_csv_rows
+from activation.csvtext import csv_text, read_csv_rows
 from activation.salesforce_ids import make_salesforce_id, normalize_salesforce_id
 from activation.sandbox.config import SandboxConfig
 from activation.sandbox.salesforce_records import NUMERIC, RowResult, SalesforceRecords, now_sf, parse_temporal
@@ -305,7 +304,7 @@ class BulkIngest:
         self._shuffle.shuffle(failed_rows)
         conn.execute(
             "INSERT OR REPLACE INTO sf_job_chunks (job_id, first_row, successful, failed) VALUES (?, ?, ?, ?)",
-            (job["id"], first, to_csv_rows(ok_rows), to_csv_rows(failed_rows)),
+            (job["id"], first, csv_text(ok_rows), csv_text(failed_rows)),
         )
         conn.execute(
             "UPDATE sf_jobs SET processed = ?, failed = coalesce(failed, 0) + ? WHERE id = ?",
@@ -431,11 +430,4 @@ def _cell_value(typ: str, cell: str) -> Any:
 
 
 def to_csv(header: list[str], rows: list[list[Any]]) -> str:
-    return to_csv_rows([header, *rows])
-
-
-def to_csv_rows(rows: list[list[Any]]) -> str:
-    """CSV lines without a header: a chunk's results, appended after the job's header line."""
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows(rows)
-    return out.getvalue()
+    return csv_text([header, *rows])
