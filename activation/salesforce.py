@@ -44,6 +44,21 @@ from activation.redact import get_logger, register_secret
 from activation.salesforce_schema import PERMISSION_SET, SHIPPED_DIR, describe_problems, field_specs
 
 log = get_logger(__name__)
+BULK_FINISHED = {"JobComplete", "Failed", "Aborted"}
+
+
+class BulkJobTimedOut(RequestFailed):
+    """A Bulk job still queued or processing when ``bulk_poll_timeout`` ran out."""
+
+
+class BulkJobAborted(RequestFailed):
+    """A job aborted after it timed out, with the results it reported: what it wrote before the abort is
+    confirmed, the rest is ``UNPROCESSED``."""
+
+    def __init__(self, message: str, results: list[RecordResult]) -> None:
+        super().__init__(message, retryable=True)
+        self.results = results
+
 
 DEFAULT_LOGIN_URL = "https://login.salesforce.com"  # JWT bearer only; client credentials need the My Domain URL
 GENERIC_LOGIN_HOSTS = {"login.salesforce.com", "test.salesforce.com"}
@@ -329,7 +344,14 @@ class SalesforceDestination(MappedDestination, ApiClient):
         if upsert:
             job["externalIdFieldName"] = key_column
         for chunk, text in bulk_csv_chunks(records, columns, self.sf_settings.bulk_max_bytes, _bulk_key):
-            yield chunk, self._run_job(job, chunk, text, key_column)
+            try:
+                results = self._run_job(job, chunk, text, key_column)
+            except BulkJobAborted as exc:
+                # The org's queue is too slow tonight: what the aborted job wrote is confirmed, and the jobs
+                # after it are not sent (each would wait as long); their records are kept for the next run.
+                yield chunk, exc.results
+                raise RequestFailed(f"{exc}; the rest were not sent", retryable=True) from exc
+            yield chunk, results
 
     def _run_job(
         self, job_spec: Mapping[str, Any], records: Sequence[OutgoingRecord], text: str, key_column: str
@@ -342,7 +364,17 @@ class SalesforceDestination(MappedDestination, ApiClient):
         except RequestFailed:
             self._abort(job_url)  # an open job nobody completes would linger in the org's job list
             raise
-        info = self._wait_for_job(job_url)
+        timed_out: BulkJobTimedOut | None = None
+        try:
+            info = self._wait_for_job(job_url)
+        except BulkJobTimedOut as exc:
+            # Left running, the job would write these records behind the engine's back after they were
+            # counted failed. Aborted, it stops where it stands and reports what it did.
+            self._abort(job_url)
+            info = self.request("GET", job_url).json()
+            if info["state"] not in BULK_FINISHED:
+                raise
+            timed_out = exc
         # A job that ends Failed or Aborted may still have written records: read every result before deciding.
         # Rows are parsed lazily while they are joined: a dict per row of a 200,000-row job is ~240 MiB.
         outcome = {
@@ -351,10 +383,16 @@ class SalesforceDestination(MappedDestination, ApiClient):
         }
         keys = {_bulk_key(r): r.key for r in records}
         failure = None
-        if info["state"] != "JobComplete":
+        if timed_out is not None and info["state"] == "Aborted":
+            failure = f"Bulk job {job['id']} aborted: {timed_out}"
+        elif info["state"] != "JobComplete":
             failure = f"Bulk job {job['id']} ended {info['state']}: {info.get('errorMessage') or 'no message'}"
+        if failure:
             log.error("%s", failure)
-        return bulk_results(records, key_column, outcome, keys, failure)
+        results = bulk_results(records, key_column, outcome, keys, failure)
+        if timed_out is not None and info["state"] == "Aborted":
+            raise BulkJobAborted(failure or str(timed_out), results)
+        return results
 
     def _close(self, job_url: str) -> None:
         """Mark the upload complete. A close whose answer never came (a timeout) is resent, and the resend is
@@ -380,12 +418,10 @@ class SalesforceDestination(MappedDestination, ApiClient):
         interval = settings.bulk_poll_interval
         while True:
             info = self.request("GET", job_url).json()
-            if info["state"] in {"JobComplete", "Failed", "Aborted"}:
+            if info["state"] in BULK_FINISHED:
                 return info
             if time.monotonic() > deadline:
-                raise RequestFailed(
-                    f"Bulk job still {info['state']} after {settings.bulk_poll_timeout:.0f}s", retryable=True
-                )
+                raise BulkJobTimedOut(f"still {info['state']} after {settings.bulk_poll_timeout:g} s", retryable=True)
             self._sleep(interval)
             interval = min(interval * 1.5, settings.bulk_poll_max_interval)
 

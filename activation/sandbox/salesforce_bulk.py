@@ -135,18 +135,19 @@ class BulkIngest:
         return Response(201)
 
     def set_state(self, request: Request) -> Response:
+        """Close an open job (``UploadComplete``: queued, answered at once) or abort one not finished yet.
+
+        An abort stops a job at any point before its outcome: open, queued or half-processed. Chunks already
+        processed stay written and reported, the rows after them are ``unprocessedrecords``."""
         state = sf_json_object(request).get("state")
         with self.store.transaction() as conn:
             job = self._job(conn, request.params["job"])
-            if job["state"] != "Open" or state not in {"UploadComplete", "Aborted"}:
-                return sf_errors(400, f"Cannot change state from {job['state']} to {state}", "INVALIDJOBSTATE")
-            if state == "Aborted":
-                conn.execute(
-                    "UPDATE sf_jobs SET state = 'Aborted', final_state = 'Aborted', unprocessed_csv = ? WHERE id = ?",
-                    (job["csv"] or "", job["id"]),
-                )
-            else:
+            if state == "Aborted" and job["state"] in {"Open", *PENDING} and job["final_state"] is None:
+                self._abort(conn, job)
+            elif state == "UploadComplete" and job["state"] == "Open":
                 conn.execute("UPDATE sf_jobs SET state = 'UploadComplete' WHERE id = ?", (job["id"],))
+            else:
+                return sf_errors(400, f"Cannot change state from {job['state']} to {state}", "INVALIDJOBSTATE")
             job = self._job(conn, job["id"])
         if state == "UploadComplete":
             self._ensure_worker()
@@ -154,6 +155,20 @@ class BulkIngest:
             if self.config.faults.bulk_close_delay:
                 time.sleep(self.config.faults.bulk_close_delay)  # the close landed; its answer comes late
         return json_response(200, self._job_json(job))
+
+    def _abort(self, conn: sqlite3.Connection, job: sqlite3.Row) -> None:
+        """Mark the job aborted where it stands. The worker checks the job in the same transaction as each
+        chunk, so ``processed`` here is exact: nothing after it is written."""
+        try:
+            header, data = job_rows(job)
+        except csv.Error:  # a CSV the job could not have processed: hand it back as it came
+            header, data = [], []
+        unprocessed = to_csv(header, data[job["processed"] or 0 :]) if header else (job["csv"] or "")
+        conn.execute(
+            "UPDATE sf_jobs SET state = 'Aborted', final_state = 'Aborted', unprocessed_csv = ?,"
+            " successful_csv = coalesce(successful_csv, ?), failed_csv = coalesce(failed_csv, ?) WHERE id = ?",
+            (unprocessed, *_result_headers(header), job["id"]),
+        )
 
     def info(self, request: Request) -> Response:
         """The job as it is; once processed, ``InProgress`` for a configurable number of polls more, then its
@@ -229,7 +244,8 @@ class BulkIngest:
             with self.store.transaction() as conn:
                 conn.execute(
                     "UPDATE sf_jobs SET final_state = 'Failed', error_message = ?,"
-                    " state = CASE WHEN state = 'UploadComplete' THEN 'InProgress' ELSE state END WHERE id = ?",
+                    " state = CASE WHEN state = 'UploadComplete' THEN 'InProgress' ELSE state END"
+                    " WHERE id = ? AND final_state IS NULL",
                     (f"InternalServerError : {exc}", job_id),
                 )
         except Exception:  # the store itself is failing: the job is re-queued at the next start
@@ -243,27 +259,31 @@ class BulkIngest:
             self._worker.start()
 
     def _process(self, job_id: str) -> None:
-        """Run a closed job chunk by chunk from where it stands. Whole-job problems fail it before any row."""
+        """Run a closed job chunk by chunk from where it stands. Whole-job problems fail it before any row.
+        Every step re-reads the job in its own transaction: a job aborted meanwhile is left as the abort
+        left it."""
         with self.store.lock:
             job = self._job(self.store.conn, job_id)
-        text = job["csv"] or ""
-        if job["line_ending"] == "CRLF":
-            text = text.replace("\r\n", "\n")
+        if job["final_state"] is not None:
+            return None  # aborted while it waited in the queue
         try:
-            rows = list(read_csv_rows(text))  # outside the lock: 100 MiB takes seconds to parse
+            header, data = job_rows(job)  # outside the lock: 100 MiB takes seconds to parse
         except csv.Error as exc:
             with self.store.transaction() as conn:
                 return self._fail(conn, job, f"InvalidBatch : {exc}", [], [])
         with self.store.transaction() as conn:
-            header, data = (rows[0], [r for r in rows[1:] if r]) if rows else ([], [])
+            job = self._job(conn, job_id)
+            if job["final_state"] is not None:
+                return None
             fields = self.records.fields(conn, job["object"])
             key = "Id" if job["operation"] == "update" else job["external_id_field"]
             problem = _header_problem(header, fields, key, job["operation"])
             if problem:
                 return self._fail(conn, job, problem, header, data)
+            successful, failed = _result_headers(header)
             conn.execute(
                 "UPDATE sf_jobs SET state = 'InProgress', successful_csv = ?, failed_csv = ? WHERE id = ?",
-                (to_csv(["sf__Id", "sf__Created", *header], []), to_csv(["sf__Id", "sf__Error", *header], []), job_id),
+                (successful, failed, job_id),
             )
         limit = self.config.faults.bulk_fail_after
         processed, rest = (data, []) if limit is None or limit >= len(data) else (data[:limit], data[limit:])
@@ -271,6 +291,8 @@ class BulkIngest:
             if self._stopping.is_set():
                 return None  # resumed from this chunk when the sandbox starts again
             with self.store.transaction() as conn:
+                if self._job(conn, job_id)["final_state"] is not None:
+                    return None  # aborted: the abort reported the rows from here on as unprocessed
                 self._process_chunk(conn, job, fields, header, first, processed[first : first + CHUNK_ROWS])
         message = (
             f"InternalServerError : the job stopped after {len(processed)} of {len(data)} records "
@@ -280,7 +302,8 @@ class BulkIngest:
         )
         with self.store.transaction() as conn:
             conn.execute(
-                "UPDATE sf_jobs SET final_state = ?, error_message = ?, unprocessed_csv = ? WHERE id = ?",
+                "UPDATE sf_jobs SET final_state = ?, error_message = ?, unprocessed_csv = ?"
+                " WHERE id = ? AND final_state IS NULL",
                 ("Failed" if rest else "JobComplete", message, to_csv(header, rest), job_id),
             )
         return None
@@ -332,7 +355,7 @@ class BulkIngest:
     def _fail(self, conn: sqlite3.Connection, job: sqlite3.Row, message: str, header: list[str], data: list) -> None:
         conn.execute(
             "UPDATE sf_jobs SET state = 'Failed', final_state = 'Failed', error_message = ?, unprocessed_csv = ?"
-            " WHERE id = ?",
+            " WHERE id = ? AND final_state IS NULL",
             (message, to_csv(header, data) if header else "", job["id"]),
         )
 
@@ -431,3 +454,17 @@ def _cell_value(typ: str, cell: str) -> Any:
 
 def to_csv(header: list[str], rows: list[list[Any]]) -> str:
     return csv_text([header, *rows])
+
+
+def job_rows(job: sqlite3.Row) -> tuple[list[str], list[list[str]]]:
+    """The uploaded CSV as (header, non-empty data rows); raises ``csv.Error`` on a malformed file."""
+    text = job["csv"] or ""
+    if job["line_ending"] == "CRLF":
+        text = text.replace("\r\n", "\n")
+    rows = list(read_csv_rows(text))
+    return (rows[0], [r for r in rows[1:] if r]) if rows else ([], [])
+
+
+def _result_headers(header: list[str]) -> tuple[str, str]:
+    """The header lines of the successful and failed results (each chunk adds its rows after them)."""
+    return to_csv(["sf__Id", "sf__Created", *header], []), to_csv(["sf__Id", "sf__Error", *header], [])

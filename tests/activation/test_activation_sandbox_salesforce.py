@@ -857,6 +857,53 @@ def test_a_bulk_job_runs_in_chunks_and_resumes_after_a_sandbox_restart(
         assert sorted(r[EXT] for r in sandbox.admin.salesforce_records("Lead")) == ["L-0", "L-1", "L-2", "L-4"]
 
 
+def test_a_queued_bulk_job_can_be_aborted_and_writes_nothing(start_sandbox: Callable[..., SandboxHandle]) -> None:
+    """Aborted while it waits in the queue, a job never runs: every row comes back unprocessed."""
+    org = Org(start_sandbox(faults={"bulk_queue_delay": 0.5}))
+    job_id = start_bulk_job(org, f"{EXT},LastName,Company\nL-1,L,C\nL-2,L,C\n")
+    aborted = org.call("PATCH", f"/jobs/ingest/{job_id}", {"state": "Aborted"}).json()
+    assert (aborted["state"], aborted["numberRecordsProcessed"]) == ("Aborted", 0)
+    again = org.call("PATCH", f"/jobs/ingest/{job_id}", {"state": "Aborted"})
+    assert again.status_code == 400  # an outcome is final
+    # A job closed after it runs after it (one queue, in order): once it is done, the aborted one had its turn.
+    assert poll_job(org, start_bulk_job(org, f"{EXT},LastName,Company\nL-3,L,C\n"))[-1]["state"] == "JobComplete"
+    assert org.call("GET", f"/jobs/ingest/{job_id}").json()["state"] == "Aborted"
+    assert sorted(r[EXT] for r in org.sandbox.admin.salesforce_records("Lead")) == ["L-3"]
+    unprocessed = [r[EXT] for r in read_csv(org.call("GET", f"/jobs/ingest/{job_id}/unprocessedrecords/"))]
+    assert unprocessed == ["L-1", "L-2"]
+    successful = org.call("GET", f"/jobs/ingest/{job_id}/successfulResults/").text
+    assert successful.splitlines() == [f"sf__Id,sf__Created,{EXT},LastName,Company"]
+
+
+def test_a_bulk_job_aborted_between_chunks_keeps_what_it_wrote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An abort that lands after the first chunk: that chunk stays written and reported, the rows after it are
+    unprocessed and never written, and a sandbox started again on the same file does not resume the job."""
+    monkeypatch.setattr(salesforce_bulk, "CHUNK_ROWS", 2)
+    process_chunk = salesforce_bulk.BulkIngest._process_chunk
+
+    def abort_after_the_first_chunk(self: salesforce_bulk.BulkIngest, conn: Any, job: Any, *args: Any) -> None:
+        process_chunk(self, conn, job, *args)
+        if args[2] == 0:  # first_row: the abort commits with the chunk, as if it came right after it
+            self._abort(conn, self._job(conn, job["id"]))
+
+    state = tmp_path / "crm.sqlite"
+    with monkeypatch.context() as patch:
+        patch.setattr(salesforce_bulk.BulkIngest, "_process_chunk", abort_after_the_first_chunk)
+        with run_sandbox(state_path=state, salesforce_bulk_polls_before_complete=1) as sandbox:
+            org = Org(sandbox)
+            job_id = start_bulk_job(org, f"{EXT},LastName,Company\n" + "".join(f"L-{i},L,C\n" for i in range(5)))
+            info = poll_job(org, job_id)[-1]
+            assert (info["state"], info["numberRecordsProcessed"]) == ("Aborted", 2)
+    with run_sandbox(state_path=state) as sandbox:
+        org = Org(sandbox)
+        assert poll_job(org, start_bulk_job(org, f"{EXT},LastName,Company\nL-9,L,C\n"))[-1]["state"] == "JobComplete"
+        assert org.call("GET", f"/jobs/ingest/{job_id}").json()["numberRecordsProcessed"] == 2
+        ok = sorted(r[EXT] for r in read_csv(org.call("GET", f"/jobs/ingest/{job_id}/successfulResults/")))
+        unprocessed = [r[EXT] for r in read_csv(org.call("GET", f"/jobs/ingest/{job_id}/unprocessedrecords/"))]
+        assert (ok, unprocessed) == (["L-0", "L-1"], ["L-2", "L-3", "L-4"])
+        assert sorted(r[EXT] for r in sandbox.admin.salesforce_records("Lead")) == ["L-0", "L-1", "L-9"]
+
+
 def test_the_bulk_worker_outlives_a_locked_store_and_a_failing_job(
     start_sandbox: Callable[..., SandboxHandle], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -796,6 +796,44 @@ def test_bulk_jobs_keep_what_they_confirmed_when_the_allocation_runs_out(
     assert sync_object(warehouse, fresh, mapping.object("leads")).updated == 8 - confirmed
 
 
+def test_a_bulk_job_the_org_does_not_finish_in_time_is_aborted_and_kept_for_the_next_run(
+    start_sandbox, salesforce_client, warehouse, leads_table, company, mapping
+) -> None:
+    """The org's Bulk queue is slower than the client's poll timeout: the job is aborted (left running, it
+    would write after its records were counted failed), later jobs are not sent, nothing is lost, and the
+    next run sends everything."""
+    sandbox = start_sandbox(faults={"bulk_queue_delay": 0.5})
+    leads_table(warehouse, 8)
+    company(sandbox, leads=8)
+    client = salesforce_client(sandbox, bulk_threshold=2, bulk_max_bytes=400, bulk_poll_timeout=0.1)
+    request = client.request
+    job_ids: list[str] = []
+
+    def noting_jobs(method: str, url: str, **kwargs: Any) -> requests.Response:
+        response = request(method, url, **kwargs)
+        if method == "POST" and url.endswith("/jobs/ingest"):
+            job_ids.append(response.json()["id"])
+        return response
+
+    client.request = noting_jobs  # type: ignore[method-assign]
+    report = sync_object(warehouse, client, mapping.object("leads"))
+    assert (report.updated, report.failed) == (0, 8)
+    assert len(job_ids) == 2, "one job per group was sent; the Leads' later jobs were not"
+    kept = warehouse.execute(
+        "SELECT count(*) FILTER (WHERE error_code = 'UNPROCESSED'), count(*) FILTER (WHERE error_code = 'BULK_FAILED')"
+        " FROM activation.rejects"
+    ).fetchone()
+    assert kept[0] >= 2 and sum(kept) == 8, kept  # the aborted jobs' records, then the Leads never sent
+    assert warehouse.execute("SELECT count(*) FROM activation.sync_state").fetchone()[0] == 0
+
+    sandbox.admin.set_faults(bulk_queue_delay=0.0)
+    fresh = salesforce_client(sandbox, bulk_threshold=2, bulk_max_bytes=400)
+    assert sync_object(warehouse, fresh, mapping.object("leads")).updated == 8
+    for job_id in job_ids:  # their turn in the queue came before the second run's jobs: they wrote nothing
+        info = fresh.request("GET", fresh._data_url(f"jobs/ingest/{job_id}")).json()
+        assert (info["state"], info["numberRecordsProcessed"]) == ("Aborted", 0)
+
+
 def test_an_interrupt_stops_the_worker_pool(
     sandbox, hubspot_client, warehouse, leads_table, company, mapping, monkeypatch
 ) -> None:
