@@ -287,12 +287,18 @@ class BulkIngest:
             )
         limit = self.config.faults.bulk_fail_after
         processed, rest = (data, []) if limit is None or limit >= len(data) else (data[:limit], data[limit:])
-        for first in range(job["processed"] or 0, len(processed), CHUNK_ROWS):
+        while True:
             if self._stopping.is_set():
-                return None  # resumed from this chunk when the sandbox starts again
+                return None  # resumed from its next chunk when the sandbox starts again
             with self.store.transaction() as conn:
-                if self._job(conn, job_id)["final_state"] is not None:
+                # The stored progress, not a local counter, says which chunk is next: another sandbox on the
+                # same state file that resumed the same job can never make a chunk run twice.
+                current = self._job(conn, job_id)
+                if current["final_state"] is not None:
                     return None  # aborted: the abort reported the rows from here on as unprocessed
+                first = current["processed"] or 0
+                if first >= len(processed):
+                    break
                 self._process_chunk(conn, job, fields, header, first, processed[first : first + CHUNK_ROWS])
         message = (
             f"InternalServerError : the job stopped after {len(processed)} of {len(data)} records "

@@ -822,20 +822,17 @@ def test_a_closed_bulk_job_waits_in_the_queue_then_runs(start_sandbox: Callable[
     assert sorted(r[EXT] for r in org.sandbox.admin.salesforce_records("Lead")) == ["L-1", "L-2"]
 
 
-def test_a_bulk_job_runs_in_chunks_and_resumes_after_a_sandbox_restart(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The worker stops after its first chunk (as when the sandbox is stopped mid-job); a sandbox started
-    again on the same state file finishes the job from the next chunk: every row written and reported once."""
-    monkeypatch.setattr(salesforce_bulk, "CHUNK_ROWS", 2)
+def start_a_job_stopped_after_its_first_chunk(
+    state: Path, rows: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, dict[str, Any]]:
+    """An upsert of ``rows`` on a sandbox whose worker stops after the first chunk (as when the sandbox is
+    stopped mid-job) and which is then stopped: the job id and the job as it was left."""
     process_chunk = salesforce_bulk.BulkIngest._process_chunk
 
     def first_chunk_then_stop(self: salesforce_bulk.BulkIngest, *args: Any) -> None:
         process_chunk(self, *args)
         self._stopping.set()
 
-    state = tmp_path / "crm.sqlite"
-    rows = "".join(f"L-{i},L,C,{i}\n" for i in range(5)).replace("L-3,L,C,3", "L-3,L,C,x")
     with monkeypatch.context() as patch:
         patch.setattr(salesforce_bulk.BulkIngest, "_process_chunk", first_chunk_then_stop)
         with run_sandbox(state_path=state) as sandbox:
@@ -846,7 +843,19 @@ def test_a_bulk_job_runs_in_chunks_and_resumes_after_a_sandbox_restart(
                 if stopped["numberRecordsProcessed"]:
                     break
                 time.sleep(0.005)
-            assert (stopped["state"], stopped["numberRecordsProcessed"]) == ("InProgress", 2)
+    return job_id, stopped
+
+
+def test_a_bulk_job_runs_in_chunks_and_resumes_after_a_sandbox_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker stops after its first chunk (as when the sandbox is stopped mid-job); a sandbox started
+    again on the same state file finishes the job from the next chunk: every row written and reported once."""
+    monkeypatch.setattr(salesforce_bulk, "CHUNK_ROWS", 2)
+    state = tmp_path / "crm.sqlite"
+    rows = "".join(f"L-{i},L,C,{i}\n" for i in range(5)).replace("L-3,L,C,3", "L-3,L,C,x")
+    job_id, stopped = start_a_job_stopped_after_its_first_chunk(state, rows, monkeypatch)
+    assert (stopped["state"], stopped["numberRecordsProcessed"]) == ("InProgress", 2)
     with run_sandbox(state_path=state) as sandbox:
         org = Org(sandbox)
         info = poll_job(org, job_id)[-1]
@@ -855,6 +864,61 @@ def test_a_bulk_job_runs_in_chunks_and_resumes_after_a_sandbox_restart(
         failed = [r[EXT] for r in read_csv(org.call("GET", f"/jobs/ingest/{job_id}/failedResults/"))]
         assert (ok, failed) == (["L-0", "L-1", "L-2", "L-4"], ["L-3"])
         assert sorted(r[EXT] for r in sandbox.admin.salesforce_records("Lead")) == ["L-0", "L-1", "L-2", "L-4"]
+
+
+def test_two_sandboxes_on_one_state_file_never_run_a_chunk_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two sandboxes started on the same state file both resume the unfinished job. Worker B has read the job
+    and is about to run its next chunk when worker A runs that chunk; B goes on from the chunk after it, so
+    every row is written and reported exactly once."""
+    monkeypatch.setattr(salesforce_bulk, "CHUNK_ROWS", 2)
+    process_chunk = salesforce_bulk.BulkIngest._process_chunk
+    chunks: list[int] = []  # first row of every chunk run after the restart
+
+    def noted_chunk(self: salesforce_bulk.BulkIngest, *args: Any) -> None:
+        process_chunk(self, *args)
+        chunks.append(args[4])
+        if len(chunks) == 1:
+            self._stopping.set()
+
+    state = tmp_path / "crm.sqlite"
+    rows = "".join(f"L-{i},L,C,{i}\n" for i in range(9)).replace("L-5,L,C,5", "L-5,L,C,x")
+    job_id, _ = start_a_job_stopped_after_its_first_chunk(state, rows, monkeypatch)
+    monkeypatch.setattr(salesforce_bulk.BulkIngest, "_process_chunk", noted_chunk)
+    # Both workers hold the resumed job in their queue delay; the test runs their turns itself.
+    held = {"bulk_queue_delay": 60.0}
+    with run_sandbox(state_path=state, faults=held) as first, run_sandbox(state_path=state, faults=held) as second:
+        worker_a, worker_b = first.app.salesforce.bulk, second.app.salesforce.bulk
+        stopping = worker_b._stopping
+
+        class ARunsAChunkFirst:
+            """B's stop flag, asked before each chunk: the first time, A runs the next chunk meanwhile."""
+
+            def __init__(self) -> None:
+                self.asked = False
+
+            def is_set(self) -> bool:
+                if not self.asked:
+                    self.asked = True
+                    worker_a._process(job_id)  # one chunk, then A is stopped (as its sandbox would be)
+                return stopping.is_set()
+
+            def set(self) -> None:
+                stopping.set()
+
+            def wait(self, timeout: float | None = None) -> bool:
+                return stopping.wait(timeout)
+
+        worker_b._stopping = ARunsAChunkFirst()  # type: ignore[assignment]
+        worker_b._process(job_id)
+        info = poll_job(Org(first), job_id)[-1]
+        assert (info["state"], info["numberRecordsProcessed"], info["numberRecordsFailed"]) == ("JobComplete", 9, 1)
+        org = Org(second)
+        ok = sorted(r[EXT] for r in read_csv(org.call("GET", f"/jobs/ingest/{job_id}/successfulResults/")))
+        failed = [r[EXT] for r in read_csv(org.call("GET", f"/jobs/ingest/{job_id}/failedResults/"))]
+        assert (ok, failed) == ([f"L-{i}" for i in range(9) if i != 5], ["L-5"])
+    assert chunks == [2, 4, 6, 8]  # each chunk once: A ran the first, B the rest
 
 
 def test_a_queued_bulk_job_can_be_aborted_and_writes_nothing(start_sandbox: Callable[..., SandboxHandle]) -> None:
