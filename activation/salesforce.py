@@ -382,16 +382,17 @@ class SalesforceDestination(MappedDestination, ApiClient):
             for kind in ("successfulResults", "failedResults", "unprocessedrecords")
         }
         keys = {_bulk_key(r): r.key for r in records}
+        aborted_by_us = timed_out is not None and info["state"] == "Aborted"
         failure = None
-        if timed_out is not None and info["state"] == "Aborted":
+        if aborted_by_us:
             failure = f"Bulk job {job['id']} aborted: {timed_out}"
         elif info["state"] != "JobComplete":
             failure = f"Bulk job {job['id']} ended {info['state']}: {info.get('errorMessage') or 'no message'}"
         if failure:
             log.error("%s", failure)
         results = bulk_results(records, key_column, outcome, keys, failure)
-        if timed_out is not None and info["state"] == "Aborted":
-            raise BulkJobAborted(failure or str(timed_out), results)
+        if aborted_by_us:
+            raise BulkJobAborted(str(failure), results)
         return results
 
     def _close(self, job_url: str) -> None:
